@@ -1,0 +1,64 @@
+"""Who is acting, with which roles, through which channel.
+
+Services and selectors take an ``Actor`` rather than a bare user: the same staff member has all
+their roles in the web UI but only the token's role through the API, and the channel goes into
+every audit event and access-log entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from pilar.core.errors import PermissionDenied
+from pilar.core.roles import permissions_for
+
+if TYPE_CHECKING:
+    from pilar.core.models import User
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: User | None
+    roles: frozenset[str]
+    channel: str
+    label: str
+    region: str | None = None
+    permissions: frozenset[str] = field(default=frozenset())
+
+    @classmethod
+    def for_user(cls, user: User, *, channel: str, roles: frozenset[str] | None = None) -> Actor:
+        held = user.role_codes()
+        active = held if roles is None else held & roles
+        return cls(
+            user=user,
+            roles=active,
+            channel=channel,
+            label=user.username,
+            region=user.office.region if user.office_id and user.office else None,
+            permissions=permissions_for(active),
+        )
+
+    @classmethod
+    def system(cls, label: str, *, channel: str = "cli", roles: frozenset[str]) -> Actor:
+        """A non-human actor (seeding, a bulk job run from the command line) with national scope."""
+        return cls(user=None, roles=roles, channel=channel, label=label,
+                   permissions=permissions_for(roles))
+
+    @property
+    def national_scope(self) -> bool:
+        if self.user is None:
+            return True
+        return bool(self.roles & settings.PILAR_NATIONAL_SCOPE_ROLES)
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        if permission not in self.permissions:
+            raise PermissionDenied(extra={"permission": permission})
+
+    def sees_region(self, region: str) -> bool:
+        return self.national_scope or (self.region is not None and self.region == region)

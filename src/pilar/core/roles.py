@@ -1,0 +1,82 @@
+"""Roles and what each may do.
+
+Permissions are checked in services and selectors (never only in views), so the UI, the API and
+the CLI enforce the same rules. A staff member may hold several roles; an API token is scoped to
+exactly one of its owner's roles and carries only that role's permissions.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    REGISTRAR = "registrar", _("Registrar")
+    BENEFITS_OFFICER = "benefits_officer", _("Benefits officer")
+    CASE_WORKER = "case_worker", _("Case worker")
+    DATA_STEWARD = "data_steward", _("Data steward")
+    AUDITOR = "auditor", _("Auditor")
+    ANALYST = "analyst", _("Analyst")
+    ADMINISTRATOR = "administrator", _("Administrator")
+
+
+class Perm:
+    PERSON_VIEW = "person.view"
+    PERSON_REGISTER = "person.register"
+    PERSON_UPDATE = "person.update"
+    FAMILY_MANAGE = "family.manage"
+    EMPLOYER_VIEW = "employer.view"
+    EMPLOYER_REGISTER = "employer.register"
+    EMPLOYER_UPDATE = "employer.update"
+    EMPLOYMENT_MANAGE = "employment.manage"
+    ENROLMENT_MANAGE = "enrolment.manage"
+    AUDIT_VIEW = "audit.view"
+    ACCESS_LOG_VIEW = "access_log.view"
+    STATISTICS_VIEW = "statistics.view"
+    USER_MANAGE = "user.manage"
+    TOKEN_MANAGE = "token.manage"
+
+
+_REGISTRY_WRITE = {
+    Perm.PERSON_VIEW,
+    Perm.PERSON_REGISTER,
+    Perm.PERSON_UPDATE,
+    Perm.FAMILY_MANAGE,
+    Perm.EMPLOYER_VIEW,
+    Perm.EMPLOYER_REGISTER,
+    Perm.EMPLOYER_UPDATE,
+    Perm.EMPLOYMENT_MANAGE,
+    Perm.ENROLMENT_MANAGE,
+}
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    # Registrars enrol persons and employers and keep their master data current.
+    Role.REGISTRAR: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW}),
+    # Benefits officers read the registry to decide claims; they do not edit master data.
+    Role.BENEFITS_OFFICER: frozenset({Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.ENROLMENT_MANAGE}),
+    # Case workers handle appeals and complaints: read access plus family ties, which cases
+    # about dependants and survivors often correct.
+    Role.CASE_WORKER: frozenset({Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.FAMILY_MANAGE}),
+    # Data stewards correct master data (rectification) across the country.
+    Role.DATA_STEWARD: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.ACCESS_LOG_VIEW}),
+    # Auditors read everything, including who changed and who read what; they change nothing.
+    Role.AUDITOR: frozenset(
+        {Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.AUDIT_VIEW, Perm.ACCESS_LOG_VIEW,
+         Perm.STATISTICS_VIEW}
+    ),
+    # Analysts work with aggregates and employer data, never with individual person records.
+    Role.ANALYST: frozenset({Perm.EMPLOYER_VIEW, Perm.STATISTICS_VIEW}),
+    # Administrators manage accounts and API tokens. Separation of duties: they cannot edit
+    # person records.
+    Role.ADMINISTRATOR: frozenset(
+        {Perm.USER_MANAGE, Perm.TOKEN_MANAGE, Perm.STATISTICS_VIEW, Perm.EMPLOYER_VIEW}
+    ),
+}
+
+
+def permissions_for(roles: frozenset[str] | set[str]) -> frozenset[str]:
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)

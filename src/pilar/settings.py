@@ -1,0 +1,204 @@
+"""Django settings for a Pilar node, driven by environment variables.
+
+PILAR_ENV selects the shape:
+
+- ``development`` (default): SQLite under ``var/`` unless DATABASE_URL says otherwise, DEBUG on
+  only if PILAR_DEBUG=1, a secret key generated once and kept in ``var/secret_key``.
+- ``demo``: like development, but never DEBUG; what ``make demo`` runs.
+- ``production``: requires PILAR_SECRET_KEY and PILAR_ALLOWED_HOSTS, HTTPS-only cookies, HSTS.
+  ``pilar check --deploy`` passes with these settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("PILAR_VAR_DIR", Path.cwd() / "var")).resolve()
+
+PILAR_ENV = os.environ.get("PILAR_ENV", "development")
+if PILAR_ENV not in {"development", "demo", "production"}:
+    raise RuntimeError(f"PILAR_ENV must be development, demo or production, not {PILAR_ENV!r}")
+PRODUCTION = PILAR_ENV == "production"
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _secret_key() -> str:
+    configured = os.environ.get("PILAR_SECRET_KEY")
+    if configured:
+        return configured
+    if PRODUCTION:
+        raise RuntimeError("PILAR_SECRET_KEY must be set when PILAR_ENV=production")
+    # Outside production a key is generated once per checkout so sessions survive restarts.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = (not PRODUCTION) and PILAR_ENV != "demo" and os.environ.get("PILAR_DEBUG") == "1"
+
+if PRODUCTION:
+    ALLOWED_HOSTS = _env_list("PILAR_ALLOWED_HOSTS")
+    if not ALLOWED_HOSTS:
+        raise RuntimeError("PILAR_ALLOWED_HOSTS must be set when PILAR_ENV=production")
+else:
+    ALLOWED_HOSTS = _env_list("PILAR_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = _env_list("PILAR_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "pilar.core",
+    "pilar.registry",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "pilar.core.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pilar.urls"
+WSGI_APPLICATION = "pilar.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [PACKAGE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "pilar.core.context_processors.pilar",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'pilar.sqlite3'}"
+_database = dj_database_url.parse(DATABASE_URL, conn_max_age=60)
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _database["CONN_MAX_AGE"] = 0
+    _database["OPTIONS"] = {
+        # WAL lets the web process read while a job writes; IMMEDIATE transactions take the write
+        # lock up front so two writers queue instead of failing with "database is locked".
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+_database["TEST"] = {"NAME": os.environ.get("PILAR_TEST_DATABASE_NAME")} if os.environ.get(
+    "PILAR_TEST_DATABASE_NAME"
+) else {}
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Authentication -------------------------------------------------------------------------
+AUTH_USER_MODEL = "core.User"
+AUTHENTICATION_BACKENDS = ["pilar.core.auth.LockoutModelBackend"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "core:login"
+LOGIN_REDIRECT_URL = "core:home"
+LOGOUT_REDIRECT_URL = "core:login"
+
+# Failed logins: after PILAR_LOCKOUT_ATTEMPTS consecutive failures the account is locked for
+# PILAR_LOCKOUT_MINUTES, whatever password is tried during that time.
+PILAR_LOCKOUT_ATTEMPTS = int(os.environ.get("PILAR_LOCKOUT_ATTEMPTS", "5"))
+PILAR_LOCKOUT_MINUTES = int(os.environ.get("PILAR_LOCKOUT_MINUTES", "15"))
+
+# Roles whose holders see persons of every region; the others see their office's region only.
+PILAR_NATIONAL_SCOPE_ROLES = frozenset(
+    _env_list("PILAR_NATIONAL_SCOPE_ROLES", "auditor,data_steward,analyst,administrator")
+)
+# API tokens expire after this many days unless created with another lifetime.
+PILAR_API_TOKEN_DAYS = int(os.environ.get("PILAR_API_TOKEN_DAYS", "90"))
+PILAR_INSTITUTION_NAME = os.environ.get("PILAR_INSTITUTION_NAME", "Instituto de Pensiones del Estado")
+
+# --- Sessions and security ------------------------------------------------------------------
+SESSION_COOKIE_AGE = 8 * 60 * 60  # one working day
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "pilar.core.views.csrf_failure"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 500
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = os.environ.get("PILAR_SSL_REDIRECT", "1") == "1"
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "es"
+LANGUAGES = [("es", "Español"), ("en", "English")]
+# One catalogue per part of the code base (domain messages, staff UI, API), merged at run time.
+# The .po files are the source; `make messages` (part of every make target) compiles them.
+LOCALE_PATHS = sorted((PACKAGE_DIR / "locale").iterdir()) if (PACKAGE_DIR / "locale").is_dir() else []
+TIME_ZONE = os.environ.get("PILAR_TIME_ZONE", "America/Mexico_City")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Outside production the files are served straight from the package, no collectstatic needed.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("PILAR_LOG_LEVEL", "WARNING")},
+}
