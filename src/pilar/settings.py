@@ -109,13 +109,17 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["OPTIONS"] = {
         # WAL lets the web process read while a job writes; IMMEDIATE transactions take the write
         # lock up front so two writers queue instead of failing with "database is locked".
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+        ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-_database["TEST"] = {"NAME": os.environ.get("PILAR_TEST_DATABASE_NAME")} if os.environ.get(
-    "PILAR_TEST_DATABASE_NAME"
-) else {}
+_database["TEST"] = (
+    {"NAME": os.environ.get("PILAR_TEST_DATABASE_NAME")}
+    if os.environ.get("PILAR_TEST_DATABASE_NAME")
+    else {}
+)
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -128,8 +132,10 @@ PASSWORD_HASHERS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 12}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -148,7 +154,9 @@ PILAR_NATIONAL_SCOPE_ROLES = frozenset(
 )
 # API tokens expire after this many days unless created with another lifetime.
 PILAR_API_TOKEN_DAYS = int(os.environ.get("PILAR_API_TOKEN_DAYS", "90"))
-PILAR_INSTITUTION_NAME = os.environ.get("PILAR_INSTITUTION_NAME", "Instituto de Pensiones del Estado")
+PILAR_INSTITUTION_NAME = os.environ.get(
+    "PILAR_INSTITUTION_NAME", "Instituto de Pensiones del Estado"
+)
 
 # --- Sessions and security ------------------------------------------------------------------
 SESSION_COOKIE_AGE = 8 * 60 * 60  # one working day
@@ -176,7 +184,9 @@ LANGUAGE_CODE = "es"
 LANGUAGES = [("es", "Español"), ("en", "English")]
 # One catalogue per part of the code base (domain messages, staff UI, API), merged at run time.
 # The .po files are the source; `make messages` (part of every make target) compiles them.
-LOCALE_PATHS = sorted((PACKAGE_DIR / "locale").iterdir()) if (PACKAGE_DIR / "locale").is_dir() else []
+LOCALE_PATHS = (
+    sorted((PACKAGE_DIR / "locale").iterdir()) if (PACKAGE_DIR / "locale").is_dir() else []
+)
 TIME_ZONE = os.environ.get("PILAR_TIME_ZONE", "America/Mexico_City")
 USE_I18N = True
 USE_TZ = True

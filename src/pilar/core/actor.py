@@ -44,8 +44,9 @@ class Actor:
     @classmethod
     def system(cls, label: str, *, channel: str = "cli", roles: frozenset[str]) -> Actor:
         """A non-human actor (seeding, a bulk job run from the command line) with national scope."""
-        return cls(user=None, roles=roles, channel=channel, label=label,
-                   permissions=permissions_for(roles))
+        return cls(
+            user=None, roles=roles, channel=channel, label=label, permissions=permissions_for(roles)
+        )
 
     @property
     def national_scope(self) -> bool:

@@ -37,8 +37,11 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[
 
 
 def created(values: Mapping[str, Any]) -> dict[str, list[Any]]:
-    return {name: [None, _jsonable(value)] for name, value in sorted(values.items())
-            if value not in (None, "")}
+    return {
+        name: [None, _jsonable(value)]
+        for name, value in sorted(values.items())
+        if value not in (None, "")
+    }
 
 
 def audit_record(

@@ -20,7 +20,7 @@ from pilar.core.actor import Actor
 from pilar.core.audit import audit_record
 from pilar.core.models import ApiToken, User
 
-TOKEN_PREFIX = "pilar"
+TOKEN_PREFIX = "pilar"  # noqa: S105 — a public marker that starts every token, not a secret
 
 
 class LockoutModelBackend(ModelBackend):
@@ -31,9 +31,12 @@ class LockoutModelBackend(ModelBackend):
     cannot continue. Every failure and lock is audited.
     """
 
-    def authenticate(  # type: ignore[override]
-        self, request: HttpRequest | None, username: str | None = None,
-        password: str | None = None, **kwargs: Any,
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
     ) -> User | None:
         if not username or password is None:
             return None
@@ -60,13 +63,19 @@ class LockoutModelBackend(ModelBackend):
         with transaction.atomic():
             User.objects.filter(pk=user.pk).update(failed_login_count=F("failed_login_count") + 1)
             user.refresh_from_db(fields=["failed_login_count"])
-            audit_record(actor=actor, action="auth.login_failed", entity_type="user",
-                         entity_id=user.pk)
+            audit_record(
+                actor=actor, action="auth.login_failed", entity_type="user", entity_id=user.pk
+            )
             if user.failed_login_count >= settings.PILAR_LOCKOUT_ATTEMPTS:
                 until = now + datetime.timedelta(minutes=settings.PILAR_LOCKOUT_MINUTES)
                 User.objects.filter(pk=user.pk).update(locked_until=until, failed_login_count=0)
-                audit_record(actor=actor, action="auth.locked", entity_type="user",
-                             entity_id=user.pk, changes={"locked_until": [None, until.isoformat()]})
+                audit_record(
+                    actor=actor,
+                    action="auth.locked",
+                    entity_type="user",
+                    entity_id=user.pk,
+                    changes={"locked_until": [None, until.isoformat()]},
+                )
                 if request is not None:
                     request.pilar_login_locked = True  # type: ignore[attr-defined]
 
@@ -88,19 +97,28 @@ def token_issue(
     if actor.user is not None and actor.user != user:
         actor.require(Perm.TOKEN_MANAGE)
     if role not in user.role_codes():
-        raise ValidationFailed.single("role", "token.role_not_held",
-                                      _("The user does not hold this role."))
+        raise ValidationFailed.single(
+            "role", "token.role_not_held", _("The user does not hold this role.")
+        )
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     lifetime = datetime.timedelta(days=days or settings.PILAR_API_TOKEN_DAYS)
     with transaction.atomic():
         token = ApiToken.objects.create(
-            user=user, name=name[:100], role=role, prefix=prefix,
-            secret_hash=_hash_secret(secret), expires_at=timezone.now() + lifetime,
+            user=user,
+            name=name[:100],
+            role=role,
+            prefix=prefix,
+            secret_hash=_hash_secret(secret),
+            expires_at=timezone.now() + lifetime,
         )
-        audit_record(actor=actor, action="token.issue", entity_type="api_token",
-                     entity_id=token.pk, changes={"user": [None, user.username],
-                                                  "role": [None, role], "name": [None, name]})
+        audit_record(
+            actor=actor,
+            action="token.issue",
+            entity_type="api_token",
+            entity_id=token.pk,
+            changes={"user": [None, user.username], "role": [None, role], "name": [None, name]},
+        )
     return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 
@@ -111,9 +129,11 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> None:
         actor.require(Perm.TOKEN_MANAGE)
     with transaction.atomic():
         ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now())
-        audit_record(actor=actor, action="token.revoke", entity_type="api_token",
-                     entity_id=token.pk)
+            revoked_at=timezone.now()
+        )
+        audit_record(
+            actor=actor, action="token.revoke", entity_type="api_token", entity_id=token.pk
+        )
 
 
 def token_authenticate(raw: str) -> ApiToken | None:

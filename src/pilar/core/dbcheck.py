@@ -16,9 +16,12 @@ def main(url: str) -> int:
     config = dj_database_url.parse(url)
     try:
         with psycopg.connect(
-            host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432,
-            user=config["USER"] or "postgres", password=config["PASSWORD"] or None,
-            dbname="postgres", connect_timeout=3,
+            host=config["HOST"] or "127.0.0.1",
+            port=config["PORT"] or 5432,
+            user=config["USER"] or "postgres",
+            password=config["PASSWORD"] or None,
+            dbname="postgres",
+            connect_timeout=3,
         ) as connection:
             connection.execute("select 1")
     except psycopg.Error as error:

@@ -189,9 +189,7 @@ def validate_identifier(scheme: str, value: str, issuing_country: str = "") -> V
 
 # --- CURP derivation (RENAPO, Instructivo normativo para la asignación de la CURP) ------------
 
-_PARTICLES = frozenset(
-    "DA DAS DE DEL DER DI DIE DD EL LA LOS LAS LE LES MAC MC VAN VON Y".split()
-)
+_PARTICLES = frozenset("DA DAS DE DEL DER DI DIE DD EL LA LOS LAS LE LES MAC MC VAN VON Y".split())
 _SKIPPED_GIVEN = frozenset({"MARIA", "MA", "JOSE", "J"})
 _VOWELS = frozenset("AEIOU")
 _BAD_WORDS = stdnum_curp._name_blacklist

@@ -22,7 +22,9 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         if not request.path.startswith("/api/docs"):
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+        )
         if request.user.is_authenticated if hasattr(request, "user") else False:
             # Pages with personal data must not be kept by shared browsers or proxies.
             response.headers.setdefault("Cache-Control", "no-store")

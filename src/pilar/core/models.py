@@ -123,8 +123,9 @@ class AuditEvent(AppendOnlyModel):
     """One write: who, when, through which channel, what changed (field: [before, after])."""
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_label = models.CharField(max_length=150)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     action = models.CharField(max_length=60, db_index=True)
@@ -144,8 +145,9 @@ class AccessLogEntry(AppendOnlyModel):
     """One read of a person's record: who, when, through which channel and for what purpose."""
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_label = models.CharField(max_length=150)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     person_id = models.BigIntegerField(db_index=True)

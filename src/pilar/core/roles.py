@@ -35,7 +35,7 @@ class Perm:
     ACCESS_LOG_VIEW = "access_log.view"
     STATISTICS_VIEW = "statistics.view"
     USER_MANAGE = "user.manage"
-    TOKEN_MANAGE = "token.manage"
+    TOKEN_MANAGE = "token.manage"  # noqa: S105 — a permission name, not a secret
 
 
 _REGISTRY_WRITE = {
@@ -62,8 +62,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.DATA_STEWARD: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.ACCESS_LOG_VIEW}),
     # Auditors read everything, including who changed and who read what; they change nothing.
     Role.AUDITOR: frozenset(
-        {Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.AUDIT_VIEW, Perm.ACCESS_LOG_VIEW,
-         Perm.STATISTICS_VIEW}
+        {
+            Perm.PERSON_VIEW,
+            Perm.EMPLOYER_VIEW,
+            Perm.AUDIT_VIEW,
+            Perm.ACCESS_LOG_VIEW,
+            Perm.STATISTICS_VIEW,
+        }
     ),
     # Analysts work with aggregates and employer data, never with individual person records.
     Role.ANALYST: frozenset({Perm.EMPLOYER_VIEW, Perm.STATISTICS_VIEW}),

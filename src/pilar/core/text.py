@@ -15,7 +15,7 @@ _NOT_NAME = re.compile(r"[^A-Z0-9 ]")
 
 
 def fold(text: str) -> str:
-    """Upper-case ASCII without accents or punctuation, single-spaced: 'Núñez-Peña' → 'NUNEZ PENA'."""
+    """Upper-case ASCII, no accents or punctuation, single-spaced: 'Núñez-Peña' → 'NUNEZ PENA'."""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     upper = stripped.upper().replace("-", " ").replace("'", "")

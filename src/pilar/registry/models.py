@@ -34,15 +34,17 @@ class Person(models.Model):
     maternal_surname = models.CharField(_("maternal surname"), max_length=100, blank=True)
     sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
     birth_date = models.DateField(_("birth date"))
-    birth_state = models.CharField(_("birth state"), max_length=2, blank=True,
-                                   choices=BIRTH_STATE_CHOICES)
+    birth_state = models.CharField(
+        _("birth state"), max_length=2, blank=True, choices=BIRTH_STATE_CHOICES
+    )
     birth_country = models.CharField(_("birth country"), max_length=2, default="MX")
     nationality = models.CharField(_("nationality"), max_length=2, default="MX")
     death_date = models.DateField(_("death date"), null=True, blank=True)
     # The state whose offices administer the person; scopes which staff may see the record.
     region = models.CharField(_("region"), max_length=2, choices=STATE_CHOICES)
-    status = models.CharField(_("status"), max_length=10, choices=RecordStatus.choices,
-                              default=RecordStatus.ACTIVE)
+    status = models.CharField(
+        _("status"), max_length=10, choices=RecordStatus.choices, default=RecordStatus.ACTIVE
+    )
     # 'PATERNAL MATERNAL GIVEN' folded to ASCII upper case: the sort key, the name-search column
     # (trigram-indexed on PostgreSQL) and, with the birth date, the duplicate-check key.
     normalized_name = models.CharField(max_length=310, editable=False)
@@ -73,8 +75,9 @@ class Person(models.Model):
 
     @property
     def full_name(self) -> str:
-        return " ".join(p for p in (self.given_names, self.paternal_surname,
-                                    self.maternal_surname) if p)
+        return " ".join(
+            p for p in (self.given_names, self.paternal_surname, self.maternal_surname) if p
+        )
 
     @property
     def is_deceased(self) -> bool:
@@ -114,8 +117,9 @@ class AddressKind(models.TextChoices):
 
 class Address(models.Model):
     person = models.ForeignKey(Person, related_name="addresses", on_delete=models.PROTECT)
-    kind = models.CharField(_("kind"), max_length=10, choices=AddressKind.choices,
-                            default=AddressKind.HOME)
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=AddressKind.choices, default=AddressKind.HOME
+    )
     street = models.CharField(_("street and number"), max_length=200)
     neighbourhood = models.CharField(_("neighbourhood (colonia)"), max_length=120, blank=True)
     municipality = models.CharField(_("municipality"), max_length=120)
@@ -154,11 +158,11 @@ class Relation(models.TextChoices):
 
 
 # A tie is stored once, from one side; the other side reads it inverted.
-INVERSE_RELATION = {
-    Relation.SPOUSE: Relation.SPOUSE,
-    Relation.PARTNER: Relation.PARTNER,
-    Relation.CHILD: Relation.PARENT,
-    Relation.PARENT: Relation.CHILD,
+INVERSE_RELATION: dict[str, str] = {
+    Relation.SPOUSE.value: Relation.SPOUSE.value,
+    Relation.PARTNER.value: Relation.PARTNER.value,
+    Relation.CHILD.value: Relation.PARENT.value,
+    Relation.PARENT.value: Relation.CHILD.value,
 }
 
 
@@ -176,10 +180,12 @@ class FamilyTie(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=~Q(person=F("relative")),
-                                   name="registry_tie_not_self"),
             models.CheckConstraint(
-                condition=Q(end_date__isnull=True) | Q(start_date__isnull=True)
+                condition=~Q(person=F("relative")), name="registry_tie_not_self"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True)
+                | Q(start_date__isnull=True)
                 | Q(end_date__gte=F("start_date")),
                 name="registry_tie_dates_ordered",
             ),
@@ -218,8 +224,9 @@ class EmployerStatus(models.TextChoices):
 
 class Employer(models.Model):
     rfc = models.CharField(_("RFC"), max_length=13, unique=True)
-    registration_number = models.CharField(_("employer registration number"), max_length=11,
-                                           unique=True)
+    registration_number = models.CharField(
+        _("employer registration number"), max_length=11, unique=True
+    )
     legal_name = models.CharField(_("legal name"), max_length=250)
     trade_name = models.CharField(_("trade name"), max_length=250, blank=True)
     sector = models.CharField(_("sector"), max_length=2, choices=Sector.choices)
@@ -227,8 +234,9 @@ class Employer(models.Model):
     municipality = models.CharField(_("municipality"), max_length=120)
     state = models.CharField(_("state"), max_length=2, choices=STATE_CHOICES)
     postal_code = models.CharField(_("postal code"), max_length=5)
-    status = models.CharField(_("status"), max_length=10, choices=EmployerStatus.choices,
-                              default=EmployerStatus.ACTIVE)
+    status = models.CharField(
+        _("status"), max_length=10, choices=EmployerStatus.choices, default=EmployerStatus.ACTIVE
+    )
     registered_on = models.DateField(_("registered on"), default=timezone.localdate)
     normalized_name = models.CharField(max_length=250, editable=False, db_index=True)
     version = models.PositiveIntegerField(default=1)
@@ -261,8 +269,9 @@ class Employment(models.Model):
                 name="registry_employment_dates_ordered",
             )
         ]
-        indexes = [models.Index(fields=["employer", "end_date"],
-                                name="registry_employment_employer")]
+        indexes = [
+            models.Index(fields=["employer", "end_date"], name="registry_employment_employer")
+        ]
 
 
 class EmploymentSalary(models.Model):
@@ -271,16 +280,19 @@ class EmploymentSalary(models.Model):
 
     employment = models.ForeignKey(Employment, related_name="salaries", on_delete=models.PROTECT)
     effective_from = models.DateField(_("effective from"))
-    daily_salary = models.DecimalField(_("daily base salary (SBC)"), max_digits=12,
-                                       decimal_places=2)
+    daily_salary = models.DecimalField(
+        _("daily base salary (SBC)"), max_digits=12, decimal_places=2
+    )
 
     class Meta:
         ordering = ["-effective_from"]
         constraints = [
-            models.UniqueConstraint(fields=["employment", "effective_from"],
-                                    name="registry_salary_once_per_day"),
-            models.CheckConstraint(condition=Q(daily_salary__gt=0),
-                                   name="registry_salary_positive"),
+            models.UniqueConstraint(
+                fields=["employment", "effective_from"], name="registry_salary_once_per_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_salary__gt=0), name="registry_salary_positive"
+            ),
         ]
 
 
@@ -311,8 +323,9 @@ class Enrolment(models.Model):
     programme = models.ForeignKey(Programme, related_name="enrolments", on_delete=models.PROTECT)
     start_date = models.DateField(_("start date"))
     end_date = models.DateField(_("end date"), null=True, blank=True)
-    status = models.CharField(_("status"), max_length=10, choices=EnrolmentStatus.choices,
-                              default=EnrolmentStatus.ACTIVE)
+    status = models.CharField(
+        _("status"), max_length=10, choices=EnrolmentStatus.choices, default=EnrolmentStatus.ACTIVE
+    )
 
     class Meta:
         ordering = ["-start_date"]
