@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Listed so /api/docs serves Swagger UI from ninja's bundled static files, not a CDN:
+    # the docs must work on a node without internet access.
+    "ninja",
     "pilar.core",
     "pilar.registry",
 ]
@@ -115,11 +118,11 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-_database["TEST"] = (
-    {"NAME": os.environ.get("PILAR_TEST_DATABASE_NAME")}
-    if os.environ.get("PILAR_TEST_DATABASE_NAME")
-    else {}
-)
+if os.environ.get("PILAR_TEST_DATABASE_NAME"):
+    _database["TEST"] = {"NAME": os.environ["PILAR_TEST_DATABASE_NAME"]}
+elif _database["ENGINE"] == "django.db.backends.postgresql":
+    # One test database per test process, so two test runs on one server never collide.
+    _database["TEST"] = {"NAME": f"test_{_database['NAME']}_{os.getpid()}"}
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

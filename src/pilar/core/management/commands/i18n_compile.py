@@ -16,6 +16,8 @@ from django.core.management.base import BaseCommand
 
 class Command(BaseCommand):
     help = "Compile the translation catalogues (.po → .mo)."
+    # Compiling catalogues needs no database or URLs; it runs before anything else is set up.
+    requires_system_checks: list[str] = []
 
     def handle(self, *args: Any, **options: Any) -> None:
         compiled = 0
