@@ -32,6 +32,7 @@ from pilar.registry.models import (
     FamilyTie,
     Identifier,
     Person,
+    Programme,
     RecordStatus,
 )
 
@@ -248,12 +249,22 @@ def person_record(*, actor: Actor, person_id: int, purpose: str = "") -> PersonR
 
 
 def person_history(
-    *, actor: Actor, person_id: int, page: int = 1, page_size: int = 20
+    *,
+    actor: Actor,
+    person_id: int,
+    page: int = 1,
+    page_size: int = 20,
+    purpose: str = "",
+    already_logged: bool = False,
 ) -> Page[AuditEvent]:
     """The changes to one person's record, newest first. Visible to whoever may see the person:
-    the history is part of the record."""
+    the history is part of the record, and its before/after values are personal data, so reading
+    it is logged like any read. ``already_logged`` is for a page that read the record through
+    ``person_record`` in the same request and has logged that read once already."""
     if not _visible_persons(actor).filter(pk=person_id).exists():
         raise NotFound(extra={"entity": "person", "id": person_id})
+    if not already_logged:
+        access_record(actor=actor, person_id=person_id, action="history", purpose=purpose)
     return paginate(AuditEvent.objects.filter(person_id=person_id), page=page, page_size=page_size)
 
 
@@ -269,13 +280,14 @@ def person_access_log(
     )
 
 
-def family_ties_list(*, actor: Actor, person_id: int) -> list[TieView]:
-    return person_record(actor=actor, person_id=person_id, purpose="").ties
+def family_ties_list(*, actor: Actor, person_id: int, purpose: str = "") -> list[TieView]:
+    return person_record(actor=actor, person_id=person_id, purpose=purpose).ties
 
 
-def employments_list(*, actor: Actor, person_id: int) -> list[EmploymentView]:
-    if not _visible_persons(actor).filter(pk=person_id).exists():
-        raise NotFound(extra={"entity": "person", "id": person_id})
+def employments_list(*, actor: Actor, person_id: int, purpose: str = "") -> list[EmploymentView]:
+    """A person's working periods with their salary histories. Salaries are personal data, so
+    the read is logged like a view of the record."""
+    person_get(actor=actor, person_id=person_id, purpose=purpose, action="employments")
     return [
         EmploymentView(
             employment=e,
@@ -363,3 +375,9 @@ def employer_workers(
     return paginate(
         employments.order_by("person__normalized_name", "pk"), page=page, page_size=page_size
     )
+
+
+def programme_list(*, actor: Actor) -> list[Programme]:
+    """The programmes a person can be enrolled in now (reference data for enrolment forms)."""
+    actor.require(Perm.ENROLMENT_MANAGE)
+    return list(Programme.objects.filter(is_active=True).order_by("code"))

@@ -244,16 +244,16 @@ def check_curp_consistency(
 
 def clean_address(errors: FieldErrors, prefix: str, data: AddressData) -> dict[str, object]:
     values: dict[str, object] = {}
-    for name in ("street", "municipality"):
+    # Limits match the columns: street 200, municipality and neighbourhood 120.
+    for name, limit in (("street", 200), ("municipality", 120), ("neighbourhood", 120)):
         value = clean_name(getattr(data, name) or "")
-        if not value:
+        if not value and name != "neighbourhood":
             errors.add(f"{prefix}{name}", "required", _("This field is required."))
-        elif len(value) > 200:
+        elif len(value) > limit:
             errors.add(
-                f"{prefix}{name}", "too_long", _("At most %(max)d characters.") % {"max": 200}
+                f"{prefix}{name}", "too_long", _("At most %(max)d characters.") % {"max": limit}
             )
         values[name] = value
-    values["neighbourhood"] = clean_name(data.neighbourhood or "")[:120]
     state = (data.state or "").strip().upper()
     if state not in STATES:
         errors.add(f"{prefix}state", "invalid_choice", _("Choose a state of Mexico."))

@@ -10,7 +10,7 @@ from pilar.core.models import Office, RoleAssignment, User
 TEST_PASSWORD = "correct-horse-battery-staple"
 
 
-class OfficeFactory(factory.django.DjangoModelFactory):
+class OfficeFactory(factory.django.DjangoModelFactory[Office]):
     class Meta:
         model = Office
         django_get_or_create = ("code",)
@@ -20,7 +20,7 @@ class OfficeFactory(factory.django.DjangoModelFactory):
     region = "JC"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -31,18 +31,19 @@ class UserFactory(factory.django.DjangoModelFactory):
     office = factory.SubFactory(OfficeFactory)
     password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
 
+    # factory_boy passes the built object as the first argument.
     @factory.post_generation
-    def roles(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+    def roles(obj: User, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
         for role in extracted or []:
-            RoleAssignment.objects.create(user=self, role=role)
+            RoleAssignment.objects.create(user=obj, role=role)
         if create:
-            self.save()
+            obj.save()
 
 
 def staff(*roles: str, region: str = "JC", **kwargs: object) -> User:
     """A staff member holding ``roles`` in an office of ``region``."""
-    office = OfficeFactory(code=f"{region}-01", name=f"Oficina {region}", region=region)
-    return UserFactory(office=office, roles=list(roles), **kwargs)
+    office = OfficeFactory.create(code=f"{region}-01", name=f"Oficina {region}", region=region)
+    return UserFactory.create(office=office, roles=list(roles), **kwargs)
 
 
 def actor(*roles: str, region: str = "JC", channel: str = "ui") -> Actor:

@@ -60,9 +60,11 @@ class TestApiTokens:
         own = Actor.for_user(user, channel="ui")
         token, raw = token_issue(actor=own, user=user, role=Role.CASE_WORKER, name="sistema")
         stored = ApiToken.objects.get()
-        assert raw.startswith("pilar_") and raw.split("_", 2)[2] not in stored.secret_hash
+        assert raw.startswith("pilar_")
+        assert raw.split("_", 2)[2] not in stored.secret_hash
         found = token_authenticate(raw)
-        assert found is not None and found.role == Role.CASE_WORKER
+        assert found is not None
+        assert found.role == Role.CASE_WORKER
         assert token_authenticate(raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
         token_revoke(actor=own, token=token)
         assert token_authenticate(raw) is None
@@ -97,7 +99,8 @@ class TestApiTokens:
     def test_token_actor_has_only_the_token_role(self) -> None:
         user = staff(Role.REGISTRAR, Role.AUDITOR)
         scoped = Actor.for_user(user, channel="api", roles=frozenset({Role.AUDITOR}))
-        assert scoped.can(Perm.AUDIT_VIEW) and not scoped.can(Perm.PERSON_REGISTER)
+        assert scoped.can(Perm.AUDIT_VIEW)
+        assert not scoped.can(Perm.PERSON_REGISTER)
 
 
 class TestTrails:
@@ -155,7 +158,8 @@ class TestTrails:
 def test_region_scope() -> None:
     regional = actor(Role.REGISTRAR, region="JC")
     national = actor(Role.AUDITOR, region="DF")
-    assert regional.sees_region("JC") and not regional.sees_region("NL")
+    assert regional.sees_region("JC")
+    assert not regional.sees_region("NL")
     assert national.sees_region("NL")
 
 
@@ -167,6 +171,8 @@ def test_production_settings_pass_the_deployment_checks(tmp_path: object) -> Non
         "PILAR_ALLOWED_HOSTS": "pilar.example.org",
         "PILAR_VAR_DIR": str(tmp_path),
     }
+    # The test process allows async-unsafe ORM use for Playwright; a deployment would not.
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     result = subprocess.run(
         [sys.executable, "-m", "pilar.cli", "check", "--deploy", "--fail-level", "WARNING"],
         env=environment,

@@ -16,7 +16,7 @@ _homonymy = itertools.count()
 _serial = itertools.count(1)
 
 
-class PersonFactory(factory.django.DjangoModelFactory):
+class PersonFactory(factory.django.DjangoModelFactory[Person]):
     class Meta:
         model = Person
 
@@ -34,15 +34,18 @@ class PersonFactory(factory.django.DjangoModelFactory):
 
 def curp_for(person: Person, homonymy: int | None = None) -> str:
     stem = curp_stem(
-        given_names=person.given_names, paternal_surname=person.paternal_surname,
-        maternal_surname=person.maternal_surname, birth_date=person.birth_date,
-        sex=person.sex, birth_state=person.birth_state,
+        given_names=person.given_names,
+        paternal_surname=person.paternal_surname,
+        maternal_surname=person.maternal_surname,
+        birth_date=person.birth_date,
+        sex=person.sex,
+        birth_state=person.birth_state,
     )
     return curp_complete(stem, person.birth_date, next(_homonymy) if homonymy is None else homonymy)
 
 
 def person_with_curp(**kwargs: object) -> tuple[Person, str]:
-    person = PersonFactory(**kwargs)
+    person = PersonFactory.create(**kwargs)
     value = curp_for(person)
     Identifier.objects.create(person=person, scheme=CURP, value=value)
     return person, value
@@ -53,7 +56,7 @@ def valid_nss() -> str:
     return first_ten + nss_check_digit(first_ten)
 
 
-class EmployerFactory(factory.django.DjangoModelFactory):
+class EmployerFactory(factory.django.DjangoModelFactory[Employer]):
     class Meta:
         model = Employer
 
@@ -76,7 +79,7 @@ def _company_rfc(n: int) -> str:
     return body + rfc_check_digit(body)
 
 
-class EmploymentFactory(factory.django.DjangoModelFactory):
+class EmploymentFactory(factory.django.DjangoModelFactory[Employment]):
     class Meta:
         model = Employment
 
@@ -85,7 +88,7 @@ class EmploymentFactory(factory.django.DjangoModelFactory):
     start_date = datetime.date(2005, 1, 10)
 
 
-class ProgrammeFactory(factory.django.DjangoModelFactory):
+class ProgrammeFactory(factory.django.DjangoModelFactory[Programme]):
     class Meta:
         model = Programme
         django_get_or_create = ("code",)

@@ -4,6 +4,7 @@ audit events and versioning. Runs on the real database (SQLite or PostgreSQL).""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -137,7 +138,9 @@ class TestPersonRegister:
             (lambda c: "1234" + c[4:], "curp.invalid_format"),
         ],
     )
-    def test_rejects_malformed_curp(self, registrar: Actor, mutate, code: str) -> None:  # type: ignore[no-untyped-def]
+    def test_rejects_malformed_curp(
+        self, registrar: Actor, mutate: Callable[[str], str], code: str
+    ) -> None:
         data = _data()
         with pytest.raises(ValidationFailed) as caught:
             services.person_register(
@@ -182,7 +185,7 @@ class TestPersonRegister:
 
     def test_inactive_identifier_can_be_reused(self, registrar: Actor) -> None:
         data = _data()
-        old = PersonFactory(
+        old = PersonFactory.create(
             given_names="José Luis",
             paternal_surname="Núñez",
             maternal_surname="Peña",
@@ -202,7 +205,7 @@ class TestPersonRegister:
     def test_possible_duplicate_warns_then_registers_when_acknowledged(
         self, registrar: Actor
     ) -> None:
-        existing = PersonFactory(
+        existing = PersonFactory.create(
             given_names="José Luis",
             paternal_surname="Nuñez",
             maternal_surname="PEÑA",
@@ -257,7 +260,7 @@ class TestPersonRegister:
 
 class TestPersonUpdate:
     def test_changes_fields_bumps_version_and_records_before_after(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         updated = services.person_update(
             actor=registrar,
             person_id=person.pk,
@@ -270,7 +273,7 @@ class TestPersonUpdate:
         assert event.changes == {"maternal_surname": ["López", "Gómez"]}
 
     def test_stale_version_is_refused(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         services.person_update(
             actor=registrar,
             person_id=person.pk,
@@ -288,7 +291,7 @@ class TestPersonUpdate:
         assert person.maternal_surname == "Gómez"
 
     def test_unknown_field_is_an_error(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         with pytest.raises(ValidationFailed) as caught:
             services.person_update(actor=registrar, person_id=person.pk, changes={"salary": 1})
         assert _codes(caught.value) == {"salary": {"field.unknown"}}
@@ -304,7 +307,7 @@ class TestPersonUpdate:
         assert "curp.birth_date_mismatch" in _codes(caught.value)["identifiers"]
 
     def test_another_region_is_not_found(self) -> None:
-        person = PersonFactory(region="NL")
+        person = PersonFactory.create(region="NL")
         with pytest.raises(NotFound):
             services.person_update(
                 actor=actor(Role.REGISTRAR, region="JC"),
@@ -313,14 +316,14 @@ class TestPersonUpdate:
             )
 
     def test_recording_death(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         updated = services.person_update(
             actor=registrar, person_id=person.pk, changes={"death_date": datetime.date(2020, 4, 2)}
         )
         assert updated.is_deceased
 
     def test_no_change_writes_no_event(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         services.person_update(
             actor=registrar, person_id=person.pk, changes={"given_names": person.given_names}
         )
@@ -329,7 +332,7 @@ class TestPersonUpdate:
 
 class TestIdentifiersAddressesContacts:
     def test_add_and_deactivate_identifier(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         nss = valid_nss()
         identifier = services.identifier_add(
             actor=registrar, person_id=person.pk, data=IdentifierData(NSS, nss)
@@ -348,7 +351,7 @@ class TestIdentifiersAddressesContacts:
         assert AuditEvent.objects.filter(person_id=person.pk).count() == 2
 
     def test_nss_check_digit(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         nss = valid_nss()
         wrong = nss[:-1] + str((int(nss[-1]) + 1) % 10)
         with pytest.raises(ValidationFailed) as caught:
@@ -358,7 +361,7 @@ class TestIdentifiersAddressesContacts:
         assert _codes(caught.value) == {"identifiers[0]": {"nss.invalid_check_digit"}}
 
     def test_foreign_identifier_needs_country(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         with pytest.raises(ValidationFailed) as caught:
             services.identifier_add(
                 actor=registrar, person_id=person.pk, data=IdentifierData("PASSPORT", "X1234567")
@@ -372,7 +375,7 @@ class TestIdentifiersAddressesContacts:
         assert (added.value, added.issuing_country) == ("X1234567", "GT")
 
     def test_new_address_closes_previous_one(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         first = services.address_add(
             actor=registrar,
             person_id=person.pk,
@@ -399,7 +402,7 @@ class TestIdentifiersAddressesContacts:
         assert first.valid_to == datetime.date(2020, 5, 31)
 
     def test_bad_postal_code_and_email(self, registrar: Actor) -> None:
-        person = PersonFactory()
+        person = PersonFactory.create()
         with pytest.raises(ValidationFailed) as caught:
             services.address_add(
                 actor=registrar,
@@ -419,8 +422,8 @@ class TestIdentifiersAddressesContacts:
 
 class TestFamilyTies:
     def test_parent_tie_is_stored_once_as_child_tie(self, registrar: Actor) -> None:
-        parent = PersonFactory(birth_date=datetime.date(1960, 1, 1))
-        child = PersonFactory(given_names="Luis", birth_date=datetime.date(1990, 1, 1))
+        parent = PersonFactory.create(birth_date=datetime.date(1960, 1, 1))
+        child = PersonFactory.create(given_names="Luis", birth_date=datetime.date(1990, 1, 1))
         tie = services.family_tie_create(
             actor=registrar, person_id=child.pk, relative_id=parent.pk, relation="parent"
         )
@@ -434,8 +437,8 @@ class TestFamilyTies:
         )
 
     def test_child_must_be_younger(self, registrar: Actor) -> None:
-        older = PersonFactory(birth_date=datetime.date(1950, 1, 1))
-        younger = PersonFactory(given_names="Luis", birth_date=datetime.date(1990, 1, 1))
+        older = PersonFactory.create(birth_date=datetime.date(1950, 1, 1))
+        younger = PersonFactory.create(given_names="Luis", birth_date=datetime.date(1990, 1, 1))
         with pytest.raises(ValidationFailed) as caught:
             services.family_tie_create(
                 actor=registrar, person_id=younger.pk, relative_id=older.pk, relation="child"
@@ -444,9 +447,9 @@ class TestFamilyTies:
         assert not FamilyTie.objects.exists()
 
     def test_one_open_union_at_a_time(self, registrar: Actor) -> None:
-        a = PersonFactory()
-        b = PersonFactory(given_names="Pedro", sex="M")
-        c = PersonFactory(given_names="Juan", sex="M")
+        a = PersonFactory.create()
+        b = PersonFactory.create(given_names="Pedro", sex="M")
+        c = PersonFactory.create(given_names="Juan", sex="M")
         tie = services.family_tie_create(
             actor=registrar,
             person_id=a.pk,
@@ -466,7 +469,7 @@ class TestFamilyTies:
         assert FamilyTie.objects.count() == 2
 
     def test_self_tie_refused(self, registrar: Actor) -> None:
-        a = PersonFactory()
+        a = PersonFactory.create()
         with pytest.raises(ValidationFailed):
             services.family_tie_create(
                 actor=registrar, person_id=a.pk, relative_id=a.pk, relation="spouse"
@@ -516,8 +519,8 @@ class TestEmployersAndEmployments:
         assert event.changes == {"status": ["active", "suspended"]}
 
     def test_employment_with_salary_history(self, registrar: Actor) -> None:
-        person = PersonFactory()
-        employer = EmployerFactory()
+        person = PersonFactory.create()
+        employer = EmployerFactory.create()
         employment = services.employment_create(
             actor=registrar,
             person_id=person.pk,
@@ -544,8 +547,8 @@ class TestEmployersAndEmployments:
         ) == ["employment.create", "employment.salary_change", "employment.end"]
 
     def test_employment_filters(self, registrar: Actor) -> None:
-        person = PersonFactory(birth_date=datetime.date(2000, 1, 1))
-        employer = EmployerFactory()
+        person = PersonFactory.create(birth_date=datetime.date(2000, 1, 1))
+        employer = EmployerFactory.create()
         with pytest.raises(ValidationFailed) as caught:
             services.employment_create(
                 actor=registrar,
@@ -574,8 +577,8 @@ class TestEmployersAndEmployments:
         assert _codes(caught.value) == {"start_date": {"employment.overlaps"}}
 
     def test_enrolment(self, registrar: Actor) -> None:
-        person = PersonFactory(birth_date=datetime.date(1950, 1, 1))
-        ProgrammeFactory()
+        person = PersonFactory.create(birth_date=datetime.date(1950, 1, 1))
+        ProgrammeFactory.create()
         enrolment = services.enrolment_create(
             actor=registrar,
             person_id=person.pk,
@@ -594,3 +597,26 @@ class TestEmployersAndEmployments:
         )
         enrolment.refresh_from_db()
         assert (enrolment.status, enrolment.end_date) == ("ended", datetime.date(2024, 1, 1))
+
+
+class TestReadsAreLogged:
+    def test_history_read_is_logged_unless_the_page_logged_the_record(
+        self, registrar: Actor
+    ) -> None:
+        from pilar.core.models import AccessLogEntry
+        from pilar.registry import selectors
+
+        person = PersonFactory.create()
+        selectors.person_history(actor=registrar, person_id=person.pk, purpose="aclaración")
+        entry = AccessLogEntry.objects.get()
+        assert (entry.person_id, entry.action, entry.purpose) == (
+            person.pk,
+            "history",
+            "aclaración",
+        )
+        selectors.person_record(actor=registrar, person_id=person.pk)
+        selectors.person_history(actor=registrar, person_id=person.pk, already_logged=True)
+        assert list(AccessLogEntry.objects.order_by("id").values_list("action", flat=True)) == [
+            "history",
+            "view",
+        ]
