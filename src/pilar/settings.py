@@ -196,6 +196,8 @@ USE_TZ = True
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
+# Pilar's CSS, htmx and icons live in the package, beside the templates.
+STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 # WhiteNoise expects the directory to exist even when it serves from the finders.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -10,3 +10,8 @@ urlpatterns = [
     path("", include("pilar.registry.urls")),
     path("", include("pilar.core.urls")),
 ]
+
+# 403 and 404 use Django's default handlers, which render 403.html and 404.html with the
+# request (layout, language). The default 500 handler renders without the request, so Pilar's
+# own renders the layout and falls back to a plain page if that fails too.
+handler500 = "pilar.core.views.server_error"

@@ -17,6 +17,7 @@ from django.utils import translation
 
 PACKAGE = Path(__file__).resolve().parents[2]
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy"}
+CONTEXT_NAMES = {"pgettext", "pgettext_lazy", "npgettext", "npgettext_lazy"}
 _TRANSLATE_TAG = re.compile(r"""{%\s*(?:translate|trans)\s+(["'])(.+?)\1""", re.S)
 _BLOCK_TAG = re.compile(
     r"{%\s*blocktrans(?:late)?\b([^%]*)%}(.*?){%\s*(?:plural|endblocktrans(?:late)?)\s*%}", re.S
@@ -62,7 +63,12 @@ def _translated() -> set[str]:
     done: set[str] = set()
     for po_path in (PACKAGE / "locale").rglob("*.po"):
         for entry in polib.pofile(str(po_path)):
-            if entry.msgstr and "fuzzy" not in entry.flags:
+            translated = (
+                entry.msgstr or all(entry.msgstr_plural.values())
+                if (entry.msgstr or entry.msgstr_plural)
+                else False
+            )
+            if translated and "fuzzy" not in entry.flags:
                 done.add(entry.msgid)
     return done
 

@@ -1,0 +1,83 @@
+"""Template filters of the staff UI that turn stored codes into what people read."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+
+from pilar.core.models import Channel
+from pilar.core.regions import BORN_ABROAD, COUNTRIES, STATES
+from pilar.core.roles import Role
+
+register = template.Library()
+
+
+@register.filter
+def region_name(code: str | None) -> str:
+    """'JC' → 'Jalisco'; the CURP's 'NE' reads as born abroad. Unknown codes show as they are."""
+    if code == BORN_ABROAD:
+        from django.utils.translation import gettext
+
+        return gettext("Born abroad")
+    return STATES.get(code or "", code or "")
+
+
+@register.filter
+def country_name(code: str | None) -> str:
+    return COUNTRIES.get(code or "", code or "")
+
+
+@register.filter
+def role_label(code: str) -> str:
+    return str(Role(code).label) if code in Role.values else code
+
+
+@register.filter
+def channel_label(code: str) -> str:
+    return str(Channel(code).label) if code in Channel.values else code
+
+
+@register.filter
+def money(value: Any) -> str:
+    """Pesos as written in Mexico whatever the interface language: 1,234.50."""
+    if value is None or value == "":
+        return ""
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    return f"{amount:,.2f}"
+
+
+@register.filter
+def change_value(value: Any) -> str:
+    """One side of an audit change: nothing becomes a dash, lists and dicts stay readable."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    return str(value)
+
+
+@register.filter
+def page_start(page: Any) -> int:
+    return (page.number - 1) * page.page_size + 1 if page.items else 0
+
+
+@register.filter
+def page_end(page: Any) -> int:
+    return (page.number - 1) * page.page_size + len(page.items)
+
+
+@register.simple_tag(takes_context=True)
+def page_url(context: dict[str, Any], param: str, number: int, **extra: str) -> str:
+    """The current address with one page parameter changed (other filters kept). Extra keyword
+    arguments are added too, for htmx fragment requests."""
+    query = context["request"].GET.copy()
+    query.pop("fragment", None)
+    query[param] = str(number)
+    for key, value in extra.items():
+        query[key] = value
+    return "?" + query.urlencode()
