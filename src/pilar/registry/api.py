@@ -12,8 +12,7 @@ it has checked access and logged the read.
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -31,7 +30,6 @@ from pilar.core.api import (
     Flag,
     InputSchema,
     IsoDate,
-    MoneyOut,
     PageNumber,
     PageOut,
     PageSize,
@@ -52,12 +50,31 @@ from pilar.registry.models import (
     Employer,
     EmployerStatus,
     Employment,
-    EmploymentSalary,
     FamilyTie,
     Person,
     Relation,
     Sector,
     Sex,
+)
+from pilar.registry.schemas import (
+    AddressOut,
+    ContactOut,
+    EmployerDetailOut,
+    EmployerOut,
+    EmploymentOut,
+    FamilyTieOut,
+    FamilyTieViewOut,
+    IdentifierOut,
+    PersonCoreOut,
+    PersonIdentityOut,
+    PersonRecordOut,
+    PersonRegisteredOut,
+    PersonSummaryOut,
+    SalaryOut,
+    WorkerOut,
+    employment_document,
+    person_core,
+    person_record_document,
 )
 from pilar.registry.validation import (
     AddressData,
@@ -224,210 +241,8 @@ class SalaryIn(InputSchema):
 # --- responses --------------------------------------------------------------------------------
 
 
-class PersonCoreOut(Schema):
-    id: int
-    given_names: str
-    paternal_surname: str
-    maternal_surname: str
-    full_name: str
-    sex: str
-    birth_date: datetime.date
-    birth_state: str
-    birth_country: str
-    nationality: str
-    death_date: datetime.date | None
-    region: str
-    status: str
-    version: int = Field(description="Send it back with PATCH for optimistic locking.")
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-
-
-class IdentifierOut(Schema):
-    id: int
-    scheme: str
-    value: str
-    issuing_country: str
-    is_active: bool
-    created_at: datetime.datetime
-
-
-class AddressOut(Schema):
-    id: int
-    kind: str
-    street: str
-    neighbourhood: str
-    municipality: str
-    state: str
-    postal_code: str
-    country: str
-    valid_from: datetime.date
-    valid_to: datetime.date | None
-
-
-class ContactOut(Schema):
-    id: int
-    kind: str
-    value: str
-    is_preferred: bool
-
-
-class PersonBriefOut(Schema):
-    id: int
-    full_name: str
-    birth_date: datetime.date
-    sex: str
-
-
-class FamilyTieViewOut(Schema):
-    """A tie seen from one person: ``relation`` is what ``relative`` is to that person."""
-
-    id: int
-    relation: str
-    relative: PersonBriefOut
-    start_date: datetime.date | None
-    end_date: datetime.date | None
-
-    @staticmethod
-    def resolve_id(tie: selectors.TieView) -> int:
-        return tie.tie_id
-
-    @staticmethod
-    def resolve_relative(tie: selectors.TieView) -> Person:
-        return tie.other
-
-
-class FamilyTieOut(Schema):
-    """A tie as written: ``relative`` is the ``relation`` of ``person``."""
-
-    id: int
-    person_id: int
-    relative_id: int
-    relation: str
-    start_date: datetime.date | None
-    end_date: datetime.date | None
-
-
-class EmployerBriefOut(Schema):
-    id: int
-    legal_name: str
-    rfc: str
-    registration_number: str
-
-
-class SalaryOut(Schema):
-    employment_id: int
-    effective_from: datetime.date
-    daily_salary: MoneyOut
-
-
-class EmploymentOut(Schema):
-    id: int
-    person_id: int
-    employer: EmployerBriefOut
-    start_date: datetime.date
-    end_date: datetime.date | None
-    job_title: str
-    current_daily_salary: MoneyOut | None
-    salaries: list[SalaryOut] = Field(description="Salary history, newest first.")
-
-
-class EnrolmentOut(Schema):
-    id: int
-    programme: str
-    programme_name: str
-    start_date: datetime.date
-    end_date: datetime.date | None
-    status: str
-
-
-class PersonRegisteredOut(PersonCoreOut):
-    identifiers: list[IdentifierOut]
-    addresses: list[AddressOut]
-    contacts: list[ContactOut]
-
-
-class PersonIdentityOut(PersonCoreOut):
-    identifiers: list[IdentifierOut] = Field(description="Active identifiers only.")
-
-
-class PersonRecordOut(PersonCoreOut):
-    identifiers: list[IdentifierOut]
-    addresses: list[AddressOut]
-    contacts: list[ContactOut]
-    family_ties: list[FamilyTieViewOut]
-    employments: list[EmploymentOut]
-    enrolments: list[EnrolmentOut]
-
-
-class PersonSummaryOut(Schema):
-    id: int
-    full_name: str
-    birth_date: datetime.date
-    sex: str
-    region: str
-    status: str
-    curp: str | None
-    is_deceased: bool
-
-
-class EmployerOut(Schema):
-    id: int
-    rfc: str
-    registration_number: str
-    legal_name: str
-    trade_name: str
-    sector: str
-    street: str
-    municipality: str
-    state: str
-    postal_code: str
-    status: str
-    registered_on: datetime.date
-    version: int
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-
-
-class EmployerDetailOut(EmployerOut):
-    active_workers: int
-    total_employments: int
-
-
-class WorkerOut(Schema):
-    employment_id: int
-    person: PersonBriefOut
-    start_date: datetime.date
-    end_date: datetime.date | None
-    job_title: str
-
-    @staticmethod
-    def resolve_employment_id(employment: Employment) -> int:
-        return employment.pk
-
-
-# --- shaping helpers --------------------------------------------------------------------------
-
-
-def _person_core(person: Person) -> dict[str, Any]:
-    return {name: getattr(person, name) for name in PersonCoreOut.model_fields}
-
-
-def _employment_out(employment: Employment, salaries: Sequence[EmploymentSalary]) -> dict[str, Any]:
-    return {
-        "id": employment.pk,
-        "person_id": employment.person_id,
-        "employer": employment.employer,
-        "start_date": employment.start_date,
-        "end_date": employment.end_date,
-        "job_title": employment.job_title,
-        "current_daily_salary": salaries[0].daily_salary if salaries else None,
-        "salaries": list(salaries),
-    }
-
-
 def _employment_written(employment: Employment) -> dict[str, Any]:
-    return _employment_out(employment, list(employment.salaries.order_by("-effective_from")))
+    return employment_document(employment, list(employment.salaries.order_by("-effective_from")))
 
 
 def _purpose(query_value: str, header_value: str) -> str:
@@ -541,7 +356,7 @@ def person_register(
     return Status(
         201,
         {
-            **_person_core(person),
+            **person_core(person),
             "identifiers": list(person.identifiers.order_by("scheme", "pk")),
             "addresses": list(person.addresses.all()),
             "contacts": list(person.contacts.all()),
@@ -607,7 +422,7 @@ def person_get_by_identifier(
         actor=actor_of(request), scheme=scheme, value=value, purpose=_purpose(purpose, x_purpose)
     )
     identifiers = person.identifiers.filter(is_active=True).order_by("scheme", "pk")
-    return {**_person_core(person), "identifiers": list(identifiers)}
+    return {**person_core(person), "identifiers": list(identifiers)}
 
 
 @router.get(
@@ -625,28 +440,7 @@ def person_get(
     record = selectors.person_record(
         actor=actor_of(request), person_id=person_id, purpose=_purpose(purpose, x_purpose)
     )
-    language = get_language()
-    return {
-        **_person_core(record.person),
-        "identifiers": record.identifiers,
-        "addresses": record.addresses,
-        "contacts": record.contacts,
-        "family_ties": record.ties,
-        "employments": [
-            _employment_out(view.employment, view.salaries) for view in record.employments
-        ],
-        "enrolments": [
-            {
-                "id": enrolment.pk,
-                "programme": enrolment.programme.code,
-                "programme_name": enrolment.programme.name(language),
-                "start_date": enrolment.start_date,
-                "end_date": enrolment.end_date,
-                "status": enrolment.status,
-            }
-            for enrolment in record.enrolments
-        ],
-    }
+    return person_record_document(record, language=get_language())
 
 
 @router.patch(
@@ -961,7 +755,7 @@ def employments_list(
     views = selectors.employments_list(
         actor=actor_of(request), person_id=person_id, purpose=_purpose(purpose, x_purpose)
     )
-    return [_employment_out(view.employment, view.salaries) for view in views]
+    return [employment_document(view.employment, view.salaries) for view in views]
 
 
 @router.post(

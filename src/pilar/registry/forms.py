@@ -151,6 +151,16 @@ class IdentifierForm(PilarForm):
     )
 
 
+class RecordExportForm(PilarForm):
+    # An export is a copy of personal data leaving the system: the reason is mandatory and is
+    # written to the access log with the read.
+    purpose = forms.CharField(
+        label=_("Purpose of the export"),
+        max_length=200,
+        help_text=_("For example: ARCO access request 2026-114, or a court order."),
+    )
+
+
 class IdentifierDeactivateForm(PilarForm):
     reason = forms.CharField(label=_("Reason"), max_length=300)
 

@@ -202,9 +202,12 @@ class PersonRecord:
     enrolments: list[Enrolment]
 
 
-def person_record(*, actor: Actor, person_id: int, purpose: str = "") -> PersonRecord:
-    """The whole record of one person, read once and logged once."""
-    person = person_get(actor=actor, person_id=person_id, purpose=purpose)
+def person_record(
+    *, actor: Actor, person_id: int, purpose: str = "", action: str = "view"
+) -> PersonRecord:
+    """The whole record of one person, read once and logged once (``action`` says how it was
+    read: ``view`` on a page or API call, ``export`` when it leaves as a file)."""
+    person = person_get(actor=actor, person_id=person_id, purpose=purpose, action=action)
     ties = [
         TieView(
             tie_id=t.pk,

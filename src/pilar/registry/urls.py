@@ -14,6 +14,7 @@ urlpatterns = [
     path("persons/new/", views.person_register, name="person_register"),
     path(person, views.person_detail, name="person_detail"),
     path(f"{person}edit/", views.person_edit, name="person_edit"),
+    path(f"{person}export/", views.person_export, name="person_export"),
     path(f"{person}identifiers/add/", views.identifier_add, name="identifier_add"),
     path(
         f"{person}identifiers/<int:identifier_id>/deactivate/",

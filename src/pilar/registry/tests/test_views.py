@@ -5,6 +5,7 @@ scope and permissions, employers."""
 from __future__ import annotations
 
 import datetime
+import json
 from decimal import Decimal
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ from django.urls import reverse
 from pilar.core.identifiers import curp_complete, curp_stem, nss_check_digit
 from pilar.core.models import AccessLogEntry, AuditEvent, User
 from pilar.core.roles import Role
-from pilar.core.tests.factories import staff
+from pilar.core.tests.factories import TEST_PASSWORD, staff
 from pilar.core.text import normalized_full_name
 from pilar.registry import services
 from pilar.registry.models import (
@@ -783,3 +784,39 @@ def test_service_data_created_through_services_shows_on_the_page() -> None:
     assert "Carmen" in html
     assert "Spouse" in html
     assert Identifier.objects.count() == 0
+
+
+class TestRecordExport:
+    """The export channel of the access log: a JSON copy of the record with a stated purpose."""
+
+    def test_export_needs_a_purpose_and_is_logged_on_the_export_channel(self) -> None:
+        person, curp = person_with_curp()
+        user = staff(Role.CASE_WORKER, region="JC")
+        client = Client()
+        assert client.login(username=user.username, password=TEST_PASSWORD)
+        url = f"/persons/{person.pk}/export/"
+        refused = client.post(url, {"purpose": "  "})
+        assert refused.status_code == 422
+        assert not AccessLogEntry.objects.filter(action="export").exists()
+        response = client.post(url, {"purpose": "Solicitud ARCO 2026-114"})
+        assert response.status_code == 200
+        assert response["Content-Disposition"] == (
+            f'attachment; filename="pilar-person-{person.pk}.json"'
+        )
+        document = json.loads(response.content)
+        assert document["id"] == person.pk
+        assert [i["value"] for i in document["identifiers"]] == [curp]
+        entry = AccessLogEntry.objects.get(action="export")
+        assert (entry.person_id, entry.channel, entry.purpose, entry.actor_label) == (
+            person.pk,
+            "export",
+            "Solicitud ARCO 2026-114",
+            user.username,
+        )
+
+    def test_export_of_another_region_is_not_found(self) -> None:
+        person = PersonFactory.create(region="NL")
+        user = staff(Role.REGISTRAR, region="JC")
+        client = Client()
+        assert client.login(username=user.username, password=TEST_PASSWORD)
+        assert client.post(f"/persons/{person.pk}/export/", {"purpose": "x"}).status_code == 404
