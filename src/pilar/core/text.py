@@ -7,6 +7,7 @@ it for matching, as clerks type N on keyboards without Ñ.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -14,6 +15,9 @@ _SPACES = re.compile(r"\s+")
 _NOT_NAME = re.compile(r"[^A-Z0-9 ]")
 
 
+# Names repeat a great deal (a few thousand given names and surnames cover most people), so the
+# seeder and bulk imports fold the same strings millions of times.
+@functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Upper-case ASCII, no accents or punctuation, single-spaced: 'Núñez-Peña' → 'NUNEZ PENA'."""
     decomposed = unicodedata.normalize("NFKD", text)
