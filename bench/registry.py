@@ -12,7 +12,8 @@ the end. Environment:
 
 - ``PILAR_BENCH_PERSONS`` (default 1,000,000; 20,000 for a smoke test), employers = persons/100
 - ``PILAR_BENCH_REQUESTS`` timed requests per metric (default 300), after a warm-up
-- ``PILAR_BENCH_RUNS`` full runs (default 1; each re-creates and re-seeds the database)
+- ``PILAR_BENCH_RUNS`` full runs (default 3, metrics are their medians; each re-creates and
+  re-seeds the database, about 4 minutes at 1M)
 - ``PILAR_BENCH_DATABASE`` the database name (default ``pilar_bench``)
 """
 
@@ -86,7 +87,7 @@ def _setup() -> Setup:
         persons=persons,
         employers=max(10, persons // 100),
         requests=_env_int("PILAR_BENCH_REQUESTS", 300, minimum=20),
-        runs=_env_int("PILAR_BENCH_RUNS", 1, minimum=1),
+        runs=_env_int("PILAR_BENCH_RUNS", 3, minimum=1),
         server_url=url,
         database=database,
     )

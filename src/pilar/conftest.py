@@ -8,3 +8,15 @@ import os
 # Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
 # thread with a running loop unless told this is deliberate. Browser tests only.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_report_header() -> list[str]:
+    """Say which database this run uses, so a CI log shows both passes really happened."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    engine = str(database["ENGINE"]).rsplit(".", 1)[-1]
+    where = (
+        database["NAME"] if engine == "sqlite3" else f"{database.get('HOST')}/{database['NAME']}"
+    )
+    return [f"pilar database: {engine} ({where})"]

@@ -42,6 +42,20 @@ class Actor:
         )
 
     @classmethod
+    def for_api_token(cls, user: User, *, role: str) -> Actor:
+        """The actor of an API call: the token's one role, which the token lookup has already
+        checked the owner still holds (see ``pilar.core.auth.token_authenticate``)."""
+        roles = frozenset({role})
+        return cls(
+            user=user,
+            roles=roles,
+            channel="api",
+            label=user.username,
+            region=user.office.region if user.office_id and user.office else None,
+            permissions=permissions_for(roles),
+        )
+
+    @classmethod
     def system(cls, label: str, *, channel: str = "cli", roles: frozenset[str]) -> Actor:
         """A non-human actor (seeding, a bulk job run from the command line) with national scope."""
         return cls(

@@ -57,7 +57,7 @@ from pilar.core import selectors
 from pilar.core.actor import Actor
 from pilar.core.auth import token_authenticate
 from pilar.core.errors import ApplicationError, FieldError, ValidationFailed
-from pilar.core.models import AccessLogEntry, ApiToken, AuditEvent, Channel
+from pilar.core.models import AccessLogEntry, ApiToken, AuditEvent
 from pilar.core.pagination import MAX_PAGE_SIZE, Page
 
 logger = logging.getLogger("pilar.api")
@@ -358,13 +358,11 @@ class ApiTokenAuth(HttpBearer):
         api_token = token_authenticate(token)
         if api_token is None:
             raise TokenInvalid()
-        actor = Actor.for_user(
-            api_token.user, channel=Channel.API.value, roles=frozenset({api_token.role})
-        )
-        if not actor.roles:
+        if not getattr(api_token, "role_held", False):
             # The role was withdrawn from the user after the token was issued: the token can
             # no longer do anything, and saying so beats a 403 on every call.
             raise TokenInvalid(_("The token's owner no longer holds the token's role."))
+        actor = Actor.for_api_token(api_token.user, role=api_token.role)
         return ApiCredentials(token=api_token, actor=actor)
 
 

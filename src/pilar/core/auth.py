@@ -11,14 +11,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pilar.core.actor import Actor
 from pilar.core.audit import audit_record
-from pilar.core.models import ApiToken, User
+from pilar.core.models import ApiToken, RoleAssignment, User
 
 TOKEN_PREFIX = "pilar"  # noqa: S105 — a public marker that starts every token, not a secret
 
@@ -141,7 +141,18 @@ def token_authenticate(raw: str) -> ApiToken | None:
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    token = ApiToken.objects.select_related("user", "user__office").filter(prefix=parts[1]).first()
+    # Whether the owner still holds the token's role is read in the same query: every API call
+    # pays for this lookup, so it is one round trip.
+    token = (
+        ApiToken.objects.select_related("user", "user__office")
+        .annotate(
+            role_held=Exists(
+                RoleAssignment.objects.filter(user_id=OuterRef("user_id"), role=OuterRef("role"))
+            )
+        )
+        .filter(prefix=parts[1])
+        .first()
+    )
     if token is None or not hmac.compare_digest(token.secret_hash, _hash_secret(parts[2])):
         return None
     now = timezone.now()

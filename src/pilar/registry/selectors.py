@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pilar.core.actor import Actor
@@ -159,16 +160,22 @@ def person_get(*, actor: Actor, person_id: int, purpose: str = "", action: str =
 
 
 def person_get_by_identifier(*, actor: Actor, scheme: str, value: str, purpose: str = "") -> Person:
-    """The person holding an active identifier; the read is logged."""
-    identifier = (
-        Identifier.objects.filter(scheme=scheme.upper(), value=compact(value), is_active=True)
+    """The person holding an active identifier; the read is logged. One query finds the person
+    and applies the region scope: this is the lookup partner systems make all day."""
+    person = (
+        _visible_persons(actor)
+        .filter(
+            identifiers__scheme=scheme.upper(),
+            identifiers__value=compact(value),
+            identifiers__is_active=True,
+        )
         .order_by("pk")
-        .values_list("person_id", flat=True)
         .first()
     )
-    if identifier is None:
+    if person is None:
         raise NotFound(extra={"entity": "person", "scheme": scheme})
-    return person_get(actor=actor, person_id=identifier, purpose=purpose)
+    access_record(actor=actor, person_id=person.pk, action="view", purpose=purpose)
+    return person
 
 
 @dataclass(frozen=True)
@@ -384,3 +391,62 @@ def programme_list(*, actor: Actor) -> list[Programme]:
     """The programmes a person can be enrolled in now (reference data for enrolment forms)."""
     actor.require(Perm.ENROLMENT_MANAGE)
     return list(Programme.objects.filter(is_active=True).order_by("code"))
+
+
+# --- aggregates -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionCount:
+    region: str
+    persons: int
+    deceased: int
+
+
+@dataclass(frozen=True)
+class RegistryStatistics:
+    """Counts only, never a person: what analysts and managers see of the registry."""
+
+    scope_region: str | None
+    persons_active: int
+    persons_deceased: int
+    persons_registered_last_30_days: int
+    by_region: list[RegionCount]
+    by_sex: dict[str, int]
+    employers_by_status: dict[str, int]
+    open_employments: int
+    active_enrolments: int
+
+
+def registry_statistics(*, actor: Actor) -> RegistryStatistics:
+    """Aggregate counts of the registry, limited to the actor's region unless they have national
+    scope. Aggregates are not record reads and write no access-log entry."""
+    actor.require(Perm.STATISTICS_VIEW)
+    persons = Person.objects.filter(status=RecordStatus.ACTIVE)
+    employments = Employment.objects.filter(end_date__isnull=True)
+    enrolments = Enrolment.objects.filter(status="active")
+    scope = None if actor.national_scope else (actor.region or "")
+    if scope is not None:
+        persons = persons.filter(region=scope)
+        employments = employments.filter(person__region=scope)
+        enrolments = enrolments.filter(person__region=scope)
+    by_region = [
+        RegionCount(region=row["region"], persons=row["persons"], deceased=row["deceased"])
+        for row in persons.values("region")
+        .annotate(persons=Count("pk"), deceased=Count("pk", filter=Q(death_date__isnull=False)))
+        .order_by("-persons", "region")
+    ]
+    since = timezone.now() - datetime.timedelta(days=30)
+    return RegistryStatistics(
+        scope_region=scope,
+        persons_active=sum(row.persons for row in by_region),
+        persons_deceased=sum(row.deceased for row in by_region),
+        persons_registered_last_30_days=persons.filter(created_at__gte=since).count(),
+        by_region=by_region,
+        by_sex=dict(persons.values_list("sex").annotate(n=Count("pk")).order_by()),
+        employers_by_status=dict(
+            Employer.objects.values_list("status").annotate(n=Count("pk")).order_by()
+        ),
+        open_employments=employments.count(),
+        active_enrolments=enrolments.count(),
+    )

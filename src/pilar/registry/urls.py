@@ -10,6 +10,7 @@ app_name = "registry"
 person = "persons/<int:person_id>/"
 
 urlpatterns = [
+    path("statistics/", views.statistics, name="statistics"),
     path("persons/", views.person_search, name="person_search"),
     path("persons/new/", views.person_register, name="person_register"),
     path(person, views.person_detail, name="person_detail"),

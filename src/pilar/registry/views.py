@@ -829,3 +829,12 @@ def employer_edit(request: HttpRequest, employer_id: int) -> HttpResponse:
         {"form": form, "employer_id": employer_id, "stale": stale},
         status=status,
     )
+
+
+@require_GET
+@staff_view
+def statistics(request: HttpRequest) -> HttpResponse:
+    """Registry counts for analysts and managers: aggregates only, no person is shown."""
+    stats = selectors.registry_statistics(actor=actor_for(request))
+    largest = max((row.persons for row in stats.by_region), default=0)
+    return render(request, "registry/statistics.html", {"stats": stats, "largest": largest})

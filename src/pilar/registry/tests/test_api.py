@@ -640,9 +640,9 @@ def test_lookup_by_identifier_returns_identity_and_logs_the_read(
     path = f"/api/v1/persons/by-identifier/CURP/{curp}"
     api.get(path)  # the token's first use records last_used_at; later calls do not
 
-    # token + roles, identifier, person, access-log insert, identifiers: nothing per request
-    # grows with the size of the registry or of the record.
-    with django_assert_num_queries(6):
+    # token (with the role check), person by identifier (with the region scope), access-log
+    # insert, identifiers: nothing per request grows with the size of the registry or record.
+    with django_assert_num_queries(4):
         response = api.get(path, purpose="partner check")
 
     assert response.status_code == 200, response.content

@@ -820,3 +820,39 @@ class TestRecordExport:
         client = Client()
         assert client.login(username=user.username, password=TEST_PASSWORD)
         assert client.post(f"/persons/{person.pk}/export/", {"purpose": "x"}).status_code == 404
+
+
+class TestStatistics:
+    def test_analyst_sees_national_counts_but_no_person(self) -> None:
+        PersonFactory.create(region="JC")
+        PersonFactory.create(region="JC", given_names="Ana", death_date=datetime.date(2020, 1, 1))
+        PersonFactory.create(region="NL", given_names="Luis", sex="M")
+        analyst = staff(Role.ANALYST, region="DF")
+        client = Client()
+        assert client.login(username=analyst.username, password=TEST_PASSWORD)
+        page = client.get("/statistics/")
+        assert page.status_code == 200
+        stats = page.context["stats"]
+        assert (stats.persons_active, stats.persons_deceased) == (3, 1)
+        assert [(row.region, row.persons) for row in stats.by_region] == [("JC", 2), ("NL", 1)]
+        assert stats.by_sex == {"F": 2, "M": 1}
+        assert not AccessLogEntry.objects.exists()
+        # Analysts never open individual records.
+        person = Person.objects.first()
+        assert person is not None
+        assert client.get(f"/persons/{person.pk}/").status_code == 403
+
+    def test_regional_registrar_sees_only_their_region(self) -> None:
+        PersonFactory.create(region="JC")
+        PersonFactory.create(region="NL", given_names="Luis")
+        registrar = staff(Role.REGISTRAR, region="JC")
+        client = Client()
+        assert client.login(username=registrar.username, password=TEST_PASSWORD)
+        stats = client.get("/statistics/").context["stats"]
+        assert (stats.scope_region, stats.persons_active) == ("JC", 1)
+
+    def test_case_worker_without_permission_is_refused(self) -> None:
+        worker = staff(Role.CASE_WORKER, region="JC")
+        client = Client()
+        assert client.login(username=worker.username, password=TEST_PASSWORD)
+        assert client.get("/statistics/").status_code == 403
