@@ -1,8 +1,9 @@
-"""Spanish translations of the domain messages (core and registry models, services, selectors).
+"""Refresh the domain catalogue (core and registry models, services, selectors).
 
-`python tools/domain_es.py` re-extracts the domain strings with xgettext and writes
-src/pilar/locale/domain/es/LC_MESSAGES/django.po from this table; a test fails when a string has
-no translation, so a new message cannot ship untranslated.
+`python tools/domain_es.py` (needs GNU xgettext) re-extracts the domain strings and rewrites
+src/pilar/locale/domain/es/LC_MESSAGES/django.po, keeping every translation already in that
+file and taking new ones from the ES table below; it lists strings that still lack Spanish.
+Obsolete entries are dropped. The test suite fails on any untranslated string either way.
 """
 
 ES = {
@@ -209,6 +210,7 @@ ES = {
 DOMAIN_SOURCES = [
     "core/errors.py", "core/identifiers.py", "core/regions.py", "core/roles.py",
     "core/models.py", "core/auth.py", "core/pagination.py", "core/selectors.py", "core/apps.py",
+    "core/services.py",
     "registry/models.py", "registry/validation.py", "registry/services.py",
     "registry/selectors.py", "registry/apps.py",
 ]
@@ -232,6 +234,9 @@ def main() -> None:
             cwd=package, check=True,
         )
         template = polib.pofile(str(pot))
+    target = package / "locale" / "domain" / "es" / "LC_MESSAGES" / "django.po"
+    known = {e.msgid: e.msgstr for e in polib.pofile(str(target)) if e.msgstr}
+    known.update(ES)
     catalogue = polib.POFile()
     catalogue.metadata = {
         "Project-Id-Version": "pilar", "Language": "es", "MIME-Version": "1.0",
@@ -240,13 +245,12 @@ def main() -> None:
     }
     missing = []
     for entry in template:
-        translation = ES.get(entry.msgid)
+        translation = known.get(entry.msgid)
         if translation is None:
             missing.append(entry.msgid)
             continue
         catalogue.append(polib.POEntry(msgid=entry.msgid, msgstr=translation,
                                        flags=[f for f in entry.flags if f != "fuzzy"]))
-    target = package / "locale" / "domain" / "es" / "LC_MESSAGES" / "django.po"
     catalogue.save(str(target))
     print(f"{len(catalogue)} messages written to {target}")
     if missing:

@@ -1,7 +1,8 @@
 """The ``pilar`` command: Django's management commands with Pilar's settings.
 
-``pilar migrate``, ``pilar check --deploy``, ``pilar seed``, ``pilar demo``, ``pilar serve`` and
-``pilar token`` are all management commands; see ``pilar help``.
+``pilar migrate``, ``pilar check --deploy``, ``pilar seed``, ``pilar demo``, ``pilar serve``,
+``pilar token``, ``pilar staff`` and ``pilar office`` are all management commands; see
+``pilar help``.
 """
 
 import os

@@ -163,3 +163,35 @@ def test_language_switch(page: Any) -> None:
     page.get_by_role("button", name="Español").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Bienvenida/o")
     expect(page.locator("html")).to_have_attribute("lang", "es")
+
+
+def test_administrator_creates_an_account_that_can_sign_in(page: Any) -> None:
+    staff(Role.ADMINISTRATOR, username="administradora", region="DF")
+    sign_in(page, "administradora")
+    page.get_by_role("navigation", name="Principal").get_by_role("link", name="Personal").click()
+    page.get_by_role("link", name="Dar de alta a un servidor público").click()
+
+    page.get_by_label("Usuario").fill("lucia.ramos")
+    page.get_by_label("Oficina").select_option("DF-01")
+    page.get_by_label("Nombre(s)").fill("Lucía")
+    page.get_by_label("Apellidos").fill("Ramos")
+    roles = page.get_by_role("group", name="Roles")
+    roles.get_by_label("Registrador").check()
+    roles.get_by_label("Auditor").check()
+    new_password = "Quetzal-maíz-río-2026"  # noqa: S105 — a synthetic test account
+    page.get_by_label("Contraseña inicial").fill(new_password)
+    page.get_by_label("Repita la contraseña").fill(new_password)
+    page.screenshot(path=f"{SCREENSHOTS}/pilar-staff-create.png", full_page=True)
+    page.get_by_role("button", name="Crear cuenta").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Lucía Ramos")
+    expect(page.get_by_role("status").first).to_contain_text("Se ha creado la cuenta lucia.ramos.")
+    expect(page.locator("#roles")).to_contain_text("Registrador")
+    expect(page.locator("#history")).to_contain_text("staff.create")
+    page.screenshot(path=f"{SCREENSHOTS}/pilar-staff-detail.png", full_page=True)
+
+    page.get_by_role("button", name="Cerrar sesión").click()
+    page.get_by_label("Usuario").fill("lucia.ramos")
+    page.get_by_label("Contraseña").fill(new_password)
+    page.get_by_role("button", name="Iniciar sesión").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Bienvenida/o, Lucía Ramos")

@@ -1,5 +1,5 @@
-"""Forms of the staff web UI: sign-in, trail filters, API tokens, and the shared machinery that
-puts a service's field errors next to the right inputs.
+"""Forms of the staff web UI: sign-in, trail filters, API tokens, staff accounts and offices,
+and the shared machinery that puts a service's field errors next to the right inputs.
 
 Forms only parse and type-convert what the browser sends. Whether the values make sense is the
 services' job, so the web form, the API and bulk files are held to the same rules; the errors
@@ -17,6 +17,8 @@ from django.utils.translation import gettext_lazy as _
 
 from pilar.core.errors import ValidationFailed
 from pilar.core.models import Channel
+from pilar.core.regions import STATE_CHOICES
+from pilar.core.roles import Role
 
 
 class AccessibleFormMixin:
@@ -148,3 +150,188 @@ class TokenOwnerForm(PilarForm):
     """Administrators pick whose tokens to manage."""
 
     user = forms.CharField(label=_("Username"), max_length=150, required=False)
+
+
+# --- staff accounts and offices ---------------------------------------------------------------
+
+
+def _with_blank(choices: list[tuple[str, Any]], blank_label: Any) -> list[tuple[str, Any]]:
+    return [("", blank_label), *choices]
+
+
+class StaffFilterForm(PilarForm):
+    """Filters of the staff list (see ``core.selectors.staff_list``)."""
+
+    STATUS_ACTIVE = "active"
+    STATUS_INACTIVE = "inactive"
+
+    q = forms.CharField(label=_("Name, username or email"), max_length=250, required=False)
+    office = forms.ChoiceField(label=_("Office"), required=False)
+    role = forms.ChoiceField(
+        label=_("Role"), required=False, choices=_with_blank(list(Role.choices), _("Any role"))
+    )
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[
+            ("", _("Any status")),
+            (STATUS_ACTIVE, _("Active")),
+            (STATUS_INACTIVE, _("Deactivated")),
+        ],
+    )
+
+    def __init__(self, *args: Any, offices: list[tuple[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["office"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = _with_blank(offices, _("Any office"))
+
+    def active(self) -> bool | None:
+        return {self.STATUS_ACTIVE: True, self.STATUS_INACTIVE: False}.get(
+            self.cleaned_data.get("status") or ""
+        )
+
+
+def _password_field(label: Any, help_text: Any = "") -> forms.CharField:
+    # strip=False: spaces are part of a passphrase. The browser's password manager may offer
+    # a generated password for a "new-password" field.
+    return forms.CharField(
+        label=label,
+        strip=False,
+        help_text=help_text,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
+class PasswordPairMixin:
+    """A password typed twice. Whether it is strong enough is the service's call; that both
+    copies match is only about the typing, so the form checks it."""
+
+    cleaned_data: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
+        password = cleaned.get("password")
+        if password and password != cleaned.get("password_confirmation"):
+            self.add_error(  # type: ignore[attr-defined]
+                "password_confirmation", _("The two passwords are not the same.")
+            )
+        return cleaned
+
+
+class StaffDetailsForm(PilarForm):
+    """Names, email and office of an account: what ``staff_update`` changes."""
+
+    service_required: tuple[str, ...] = ("office_code",)
+
+    first_name = forms.CharField(label=_("Given names"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Surnames"), max_length=150, required=False)
+    email = forms.CharField(
+        label=_("Email"),
+        max_length=254,
+        required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+    office_code = forms.ChoiceField(label=_("Office"))
+
+    DETAIL_FIELDS = ("first_name", "last_name", "email", "office_code")
+
+    def __init__(self, *args: Any, offices: list[tuple[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["office_code"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = _with_blank(offices, "—")
+
+    def detail_values(self) -> dict[str, Any]:
+        return {name: self.cleaned_data.get(name) or "" for name in self.DETAIL_FIELDS}
+
+
+def _roles_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        label=_("Roles"),
+        required=False,
+        choices=list(Role.choices),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Each role adds what it allows; an API token carries one of them."),
+    )
+
+
+class StaffCreateForm(PasswordPairMixin, StaffDetailsForm):
+    service_required = ("username", "office_code", "password")
+
+    username = forms.CharField(
+        label=_("Username"),
+        max_length=150,
+        help_text=_("Letters, digits and . @ + - _ only. It cannot be changed later."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+    )
+    roles = _roles_field()
+    password = _password_field(
+        _("Initial password"),
+        _("At least 12 characters, not a common password and not like the name or username."),
+    )
+    password_confirmation = _password_field(_("Repeat the password"))
+
+    field_order = [
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "office_code",
+        "roles",
+        "password",
+        "password_confirmation",
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The service requires a role, but "required" on a checkbox group would make the
+        # browser demand every box; so only the label loses its "optional" marker.
+        self.fields["roles"].service_required = True  # type: ignore[attr-defined]
+
+    def staff_values(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            **self.detail_values(),
+            "username": data.get("username") or "",
+            "roles": data.get("roles") or [],
+            "password": data.get("password") or "",
+        }
+
+
+class StaffRolesForm(PilarForm):
+    roles = _roles_field()
+
+
+class StaffPasswordForm(PasswordPairMixin, PilarForm):
+    service_required = ("password",)
+
+    password = _password_field(
+        _("New password"),
+        _("At least 12 characters, not a common password and not like the name or username."),
+    )
+    password_confirmation = _password_field(_("Repeat the password"))
+
+
+class StaffDeactivateForm(PilarForm):
+    service_required = ("reason",)
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=300,
+        help_text=_("Recorded in the audit trail, for example: left the institution."),
+    )
+
+
+class OfficeForm(PilarForm):
+    service_required = ("code", "name", "region")
+
+    code = forms.CharField(
+        label=_("Code"), max_length=20, help_text=_("For example JAL-02. It cannot be changed.")
+    )
+    name = forms.CharField(label=_("Name"), max_length=200)
+    region = forms.ChoiceField(
+        label=_("State"),
+        choices=_with_blank(list(STATE_CHOICES), "—"),
+        help_text=_("Staff of regional roles see the persons of this state only."),
+    )

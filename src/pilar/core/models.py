@@ -51,6 +51,10 @@ class User(AbstractUser):
     def display_name(self) -> str:
         return self.get_full_name() or self.username
 
+    def is_locked(self, now: Any = None) -> bool:
+        """Locked out after repeated failed sign-ins (see ``LockoutModelBackend``)."""
+        return self.locked_until is not None and self.locked_until > (now or timezone.now())
+
 
 class RoleAssignment(models.Model):
     user = models.ForeignKey(User, related_name="role_assignments", on_delete=models.CASCADE)

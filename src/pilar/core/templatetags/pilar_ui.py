@@ -58,6 +58,9 @@ def change_value(value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "✓" if value else "✗"
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        # A set of codes, such as a staff member's roles: "auditor, registrar".
+        return ", ".join(value) or "—"
     return str(value)
 
 
