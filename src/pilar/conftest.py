@@ -16,7 +16,6 @@ def pytest_report_header() -> list[str]:
 
     database = settings.DATABASES["default"]
     engine = str(database["ENGINE"]).rsplit(".", 1)[-1]
-    where = (
-        database["NAME"] if engine == "sqlite3" else f"{database.get('HOST')}/{database['NAME']}"
-    )
-    return [f"pilar database: {engine} ({where})"]
+    if engine == "sqlite3":
+        return ["pilar database: sqlite3 (a test database of its own)"]
+    return [f"pilar database: {engine} on {database.get('HOST')} (a test database of its own)"]
