@@ -50,13 +50,13 @@ test-postgres: $(STAMP) messages ## The suite on PostgreSQL ($$PG_URL); required
 	fi
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check src bench
-	$(BIN)/ruff format --check src bench
-	$(BIN)/mypy src bench
+	$(BIN)/ruff check src bench tools
+	$(BIN)/ruff format --check src bench tools
+	$(BIN)/mypy src bench tools
 
 format: $(STAMP) ## Format the code with ruff
-	$(BIN)/ruff format src bench
-	$(BIN)/ruff check --fix src bench
+	$(BIN)/ruff format src bench tools
+	$(BIN)/ruff check --fix src bench tools
 
 bench: $(STAMP) messages ## Run the benchmarks on PostgreSQL (B=<name> for one); results in bench/results/
 	DATABASE_URL="$(PG_URL)" $(BIN)/python -m bench $(B)

@@ -208,11 +208,21 @@ ES = {
 
 # The files whose gettext strings belong to the domain catalogue.
 DOMAIN_SOURCES = [
-    "core/errors.py", "core/identifiers.py", "core/regions.py", "core/roles.py",
-    "core/models.py", "core/auth.py", "core/pagination.py", "core/selectors.py", "core/apps.py",
+    "core/errors.py",
+    "core/identifiers.py",
+    "core/regions.py",
+    "core/roles.py",
+    "core/models.py",
+    "core/auth.py",
+    "core/pagination.py",
+    "core/selectors.py",
+    "core/apps.py",
     "core/services.py",
-    "registry/models.py", "registry/validation.py", "registry/services.py",
-    "registry/selectors.py", "registry/apps.py",
+    "registry/models.py",
+    "registry/validation.py",
+    "registry/services.py",
+    "registry/selectors.py",
+    "registry/apps.py",
 ]
 
 
@@ -228,10 +238,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         pot = Path(scratch) / "domain.pot"
         subprocess.run(
-            ["xgettext", "--language=Python", "--keyword=_", "--keyword=gettext_lazy",
-             "--keyword=gettext", "--from-code=UTF-8", "--no-location", "-o", str(pot),
-             *DOMAIN_SOURCES],
-            cwd=package, check=True,
+            [
+                "xgettext",
+                "--language=Python",
+                "--keyword=_",
+                "--keyword=gettext_lazy",
+                "--keyword=gettext",
+                "--from-code=UTF-8",
+                "--no-location",
+                "-o",
+                str(pot),
+                *DOMAIN_SOURCES,
+            ],
+            cwd=package,
+            check=True,
         )
         template = polib.pofile(str(pot))
     target = package / "locale" / "domain" / "es" / "LC_MESSAGES" / "django.po"
@@ -239,8 +259,11 @@ def main() -> None:
     known.update(ES)
     catalogue = polib.POFile()
     catalogue.metadata = {
-        "Project-Id-Version": "pilar", "Language": "es", "MIME-Version": "1.0",
-        "Content-Type": "text/plain; charset=UTF-8", "Content-Transfer-Encoding": "8bit",
+        "Project-Id-Version": "pilar",
+        "Language": "es",
+        "MIME-Version": "1.0",
+        "Content-Type": "text/plain; charset=UTF-8",
+        "Content-Transfer-Encoding": "8bit",
         "Plural-Forms": "nplurals=2; plural=(n != 1);",
     }
     missing = []
@@ -249,8 +272,13 @@ def main() -> None:
         if translation is None:
             missing.append(entry.msgid)
             continue
-        catalogue.append(polib.POEntry(msgid=entry.msgid, msgstr=translation,
-                                       flags=[f for f in entry.flags if f != "fuzzy"]))
+        catalogue.append(
+            polib.POEntry(
+                msgid=entry.msgid,
+                msgstr=translation,
+                flags=[f for f in entry.flags if f != "fuzzy"],
+            )
+        )
     catalogue.save(str(target))
     print(f"{len(catalogue)} messages written to {target}")
     if missing:

@@ -13,7 +13,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -57,6 +57,8 @@ from pilar.registry.validation import (
     IdentifierData,
     PersonData,
 )
+
+DataT = TypeVar("DataT", PersonData, EmployerData)
 
 PERSON_FIELDS = tuple(f.name for f in dataclass_fields(PersonData))
 EMPLOYER_FIELDS = tuple(f.name for f in dataclass_fields(EmployerData))
@@ -174,6 +176,21 @@ def _clean_identifiers(
     return cleaned
 
 
+def _apply_changes(
+    data_class: type[DataT], *, record: Person | Employer, changes: Mapping[str, Any]
+) -> DataT:
+    """The record's current values with ``changes`` laid over them, ready for the same entry
+    filters as a registration. A field name the record does not have is an error."""
+    known = [f.name for f in dataclass_fields(data_class)]
+    unknown = sorted(set(changes) - set(known))
+    if unknown:
+        raise ValidationFailed(
+            {name: [FieldError("field.unknown", _("Unknown field."))] for name in unknown}
+        )
+    current = {name: getattr(record, name) for name in known}
+    return data_class(**{**current, **changes})
+
+
 # --- persons ----------------------------------------------------------------------------------
 
 
@@ -278,15 +295,8 @@ def person_update(
     names are an error. With ``expected_version`` a concurrent edit is detected and refused."""
     person = _person_for_write(actor, person_id, Perm.PERSON_UPDATE)
     _check_version(person.version, expected_version)
-    unknown = sorted(set(changes) - set(PERSON_FIELDS))
-    if unknown:
-        raise ValidationFailed(
-            {name: [FieldError("field.unknown", _("Unknown field."))] for name in unknown}
-        )
     before = snapshot(person, PERSON_FIELDS)
-    merged = PersonData(**{name: getattr(person, name) for name in PERSON_FIELDS})
-    for name, value in changes.items():
-        setattr(merged, name, value)
+    merged = _apply_changes(PersonData, record=person, changes=changes)
     errors = FieldErrors()
     values = validation.clean_person(merged, errors)
     for identifier in person.identifiers.filter(is_active=True, scheme=CURP):
@@ -617,15 +627,8 @@ def employer_update(
 ) -> Employer:
     employer = _employer_for_write(actor, employer_id, Perm.EMPLOYER_UPDATE)
     _check_version(employer.version, expected_version)
-    unknown = sorted(set(changes) - set(EMPLOYER_FIELDS))
-    if unknown:
-        raise ValidationFailed(
-            {name: [FieldError("field.unknown", _("Unknown field."))] for name in unknown}
-        )
     before = snapshot(employer, EMPLOYER_FIELDS)
-    merged = EmployerData(**{name: getattr(employer, name) for name in EMPLOYER_FIELDS})
-    for name, value in changes.items():
-        setattr(merged, name, value)
+    merged = _apply_changes(EmployerData, record=employer, changes=changes)
     errors = FieldErrors()
     values = validation.clean_employer(errors, merged)
     _check_employer_unique(errors, values, employer.pk)
