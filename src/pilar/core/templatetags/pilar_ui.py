@@ -6,6 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.text import capfirst
 
 from pilar.core.models import Channel
 from pilar.core.regions import BORN_ABROAD, COUNTRIES, STATES
@@ -49,6 +52,39 @@ def money(value: Any) -> str:
     except ArithmeticError:
         return str(value)
     return f"{amount:,.2f}"
+
+
+# Audit events name their entity; these are the models whose field labels explain a change.
+# Looked up by label through the app registry, so core does not import the apps above it.
+_ENTITY_MODELS = {
+    "person": "registry.Person",
+    "identifier": "registry.Identifier",
+    "address": "registry.Address",
+    "contact": "registry.Contact",
+    "family_tie": "registry.FamilyTie",
+    "employer": "registry.Employer",
+    "employment": "registry.Employment",
+    "enrolment": "registry.Enrolment",
+    "user": "core.User",
+    "office": "core.Office",
+    "api_token": "core.ApiToken",
+}
+
+
+@register.filter
+def change_field(name: str, entity_type: str) -> str:
+    """The translated label of a changed field ("given_names" → "Nombre(s)"); names that are
+    not model fields (``identifier.CURP``, ``contact.mobile``) keep their own readable form."""
+    label = _ENTITY_MODELS.get(entity_type)
+    if label is not None:
+        try:
+            field = apps.get_model(label)._meta.get_field(name)
+        except (LookupError, FieldDoesNotExist):
+            field = None
+        verbose = getattr(field, "verbose_name", None)
+        if verbose:
+            return capfirst(str(verbose))
+    return name
 
 
 @register.filter

@@ -856,3 +856,21 @@ class TestStatistics:
         client = Client()
         assert client.login(username=worker.username, password=TEST_PASSWORD)
         assert client.get("/statistics/").status_code == 403
+
+
+def test_change_history_names_fields_by_their_translated_labels() -> None:
+    from pilar.core.actor import Actor
+
+    person = PersonFactory.create()
+    registrar = staff(Role.REGISTRAR, region="JC")
+    services.person_update(
+        actor=Actor.for_user(registrar, channel="ui"),
+        person_id=person.pk,
+        changes={"maternal_surname": "Gómez"},
+    )
+    client = Client()
+    assert client.login(username=registrar.username, password=TEST_PASSWORD)
+    page = client.get(f"/persons/{person.pk}/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert '<span class="changes__field">Segundo apellido</span>' in page
+    english = client.get(f"/persons/{person.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<span class="changes__field">Maternal surname</span>' in english
