@@ -204,6 +204,25 @@ ES = {
     "This enrolment has ended.": "Esta inscripción ya concluyó.",
     "Type an identifier or at least %(min)d letters of a name.": "Escriba un identificador o al menos %(min)d letras de un nombre.",
     "Registry": "Padrón",
+    "Contributions": "Cotizaciones",
+    "Pesos per day": "Pesos por día",
+    "Percent of the base": "Porcentaje de la base",
+    "Multiple of the UMA": "Múltiplo de la UMA",
+    "unit": "unidad",
+    "legal reference": "fundamento legal",
+    "needs verification": "requiere verificación",
+    "verification note": "nota de verificación",
+    "created at": "fecha de creación",
+    "parameter": "parámetro",
+    "parameters": "parámetros",
+    "A parameter needed for this calculation has no value in force on that date.": "Un parámetro necesario para este cálculo no tiene un valor vigente en esa fecha.",
+    "The new period overlaps a period of this parameter that is already recorded.": "El nuevo periodo se traslapa con un periodo ya registrado de este parámetro.",
+    "The new value must start after the start of the value now in force; earlier periods cannot be rewritten.": "El nuevo valor debe empezar después del inicio del valor vigente; los periodos anteriores no se pueden reescribir.",
+    "The parameter %(code)s has no value in force on %(date)s.": "El parámetro %(code)s no tiene un valor vigente el %(date)s.",
+    "A parameter code is lower-case letters, digits and underscores, dot-separated.": "La clave de un parámetro se compone de letras minúsculas, dígitos y guiones bajos, separados por puntos.",
+    "Give a number of at least 0.": "Indique un número mayor o igual a 0.",
+    "Unknown unit.": "Unidad desconocida.",
+    "Say which law, article or DOF publication sets this value.": "Indique qué ley, artículo o publicación del DOF establece este valor.",
 }
 
 # The files whose gettext strings belong to the domain catalogue.
@@ -223,6 +242,9 @@ DOMAIN_SOURCES = [
     "registry/services.py",
     "registry/selectors.py",
     "registry/apps.py",
+    "contributions/models.py",
+    "contributions/parameters.py",
+    "contributions/apps.py",
 ]
 
 

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "ninja",
     "pilar.core",
     "pilar.registry",
+    "pilar.contributions",
 ]
 
 MIDDLEWARE = [

@@ -36,6 +36,7 @@ class Perm:
     STATISTICS_VIEW = "statistics.view"
     USER_MANAGE = "user.manage"
     TOKEN_MANAGE = "token.manage"  # noqa: S105 — a permission name, not a secret
+    PARAMETER_MANAGE = "parameter.manage"
 
 
 _REGISTRY_WRITE = {
@@ -58,8 +59,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Case workers handle appeals and complaints: read access plus family ties, which cases
     # about dependants and survivors often correct.
     Role.CASE_WORKER: frozenset({Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.FAMILY_MANAGE}),
-    # Data stewards correct master data (rectification) across the country.
-    Role.DATA_STEWARD: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.ACCESS_LOG_VIEW}),
+    # Data stewards correct master data (rectification) across the country. They also keep the
+    # effective-dated parameters (minimum wage, UMA, rates) current: these are reference data
+    # published in the DOF, and stewards own reference data and its sources.
+    Role.DATA_STEWARD: frozenset(
+        _REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.ACCESS_LOG_VIEW, Perm.PARAMETER_MANAGE}
+    ),
     # Auditors read everything, including who changed and who read what; they change nothing.
     Role.AUDITOR: frozenset(
         {
@@ -73,9 +78,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Analysts work with aggregates and employer data, never with individual person records.
     Role.ANALYST: frozenset({Perm.EMPLOYER_VIEW, Perm.STATISTICS_VIEW}),
     # Administrators manage accounts and API tokens. Separation of duties: they cannot edit
-    # person records.
+    # person records. They may set parameters because loading the new year's published values
+    # is node configuration, and a node without a data steward must still be able to do it; the
+    # change is audited like any other.
     Role.ADMINISTRATOR: frozenset(
-        {Perm.USER_MANAGE, Perm.TOKEN_MANAGE, Perm.STATISTICS_VIEW, Perm.EMPLOYER_VIEW}
+        {
+            Perm.USER_MANAGE,
+            Perm.TOKEN_MANAGE,
+            Perm.STATISTICS_VIEW,
+            Perm.EMPLOYER_VIEW,
+            Perm.PARAMETER_MANAGE,
+        }
     ),
 }
 
