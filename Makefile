@@ -40,7 +40,7 @@ test: $(STAMP) messages ## Lint, then the whole suite on SQLite and on PostgreSQ
 test-sqlite: $(STAMP) messages ## The suite on SQLite
 	env -u DATABASE_URL $(BIN)/pytest
 
-test-postgres: $(STAMP) messages ## The suite on PostgreSQL ($$PG_URL); required when PILAR_REQUIRE_POSTGRES=1
+test-postgres: $(STAMP) messages ## The suite on PostgreSQL at PG_URL; required when PILAR_REQUIRE_POSTGRES=1
 	@if $(BIN)/python -m pilar.core.dbcheck "$(PG_URL)"; then \
 		DATABASE_URL="$(PG_URL)" $(BIN)/pytest; \
 	elif [ "$$PILAR_REQUIRE_POSTGRES" = "1" ]; then \
@@ -58,7 +58,7 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format src bench tools
 	$(BIN)/ruff check --fix src bench tools
 
-bench: $(STAMP) messages ## Run the benchmarks on PostgreSQL (B=<name> for one); results in bench/results/
+bench: $(STAMP) messages ## Benchmarks on PostgreSQL, about 10 min (B=<name> for one); results in bench/results/
 	DATABASE_URL="$(PG_URL)" $(BIN)/python -m bench $(B)
 
 clean: ## Remove the virtual environment and local data
