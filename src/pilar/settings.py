@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "pilar.core",
     "pilar.registry",
     "pilar.contributions",
+    "pilar.portal",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +158,24 @@ PILAR_NATIONAL_SCOPE_ROLES = frozenset(
     _env_list("PILAR_NATIONAL_SCOPE_ROLES", "auditor,data_steward,analyst,administrator")
 )
 # API tokens expire after this many days unless created with another lifetime.
+# Payroll declarations (issue 3): where the original files are kept, the largest file accepted,
+# how many report lines are stored, and what happens to a worker unknown to the registry
+# ("error": the line is an error; "request": a warning and a registration request).
+PILAR_DECLARATION_DIR = Path(os.environ.get("PILAR_DECLARATION_DIR", VAR_DIR / "declarations"))
+PILAR_DECLARATION_MAX_BYTES = int(os.environ.get("PILAR_DECLARATION_MAX_MB", "100")) * 1024 * 1024
+PILAR_DECLARATION_MAX_ISSUES = int(os.environ.get("PILAR_DECLARATION_MAX_ISSUES", "100000"))
+PILAR_UNKNOWN_WORKER = os.environ.get("PILAR_UNKNOWN_WORKER", "error")
+if PILAR_UNKNOWN_WORKER not in {"error", "request"}:
+    raise RuntimeError("PILAR_UNKNOWN_WORKER must be error or request")
+# Background jobs: a running job's lease, renewed as it reports progress; and retries.
+PILAR_JOB_LEASE_SECONDS = int(os.environ.get("PILAR_JOB_LEASE_SECONDS", "300"))
+PILAR_JOB_MAX_ATTEMPTS = int(os.environ.get("PILAR_JOB_MAX_ATTEMPTS", "3"))
+# The web process runs a worker thread itself (the embedded shape); set 0 when `pilar worker`
+# processes run beside it.
+PILAR_EMBEDDED_WORKER = os.environ.get("PILAR_EMBEDDED_WORKER", "1") == "1"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 PILAR_API_TOKEN_DAYS = int(os.environ.get("PILAR_API_TOKEN_DAYS", "90"))
 PILAR_INSTITUTION_NAME = os.environ.get(
     "PILAR_INSTITUTION_NAME", "Instituto de Pensiones del Estado"

@@ -58,3 +58,341 @@ class Parameter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} = {self.value} ({self.valid_from} – {self.valid_to or '…'})"
+
+
+# --- Declarations -------------------------------------------------------------------------------
+
+
+class DeclarationKind(models.TextChoices):
+    NORMAL = "normal", _("Normal")
+    # Adds or corrects some workers' lines of a posted period; the other lines stay in force.
+    COMPLEMENTARY = "complementary", _("Complementary")
+    # Replaces every line of a posted period.
+    REPLACEMENT = "replacement", _("Replacement")
+
+
+class DeclarationStatus(models.TextChoices):
+    RECEIVED = "received", _("Received, waiting to be validated")
+    VALIDATING = "validating", _("Being validated")
+    REJECTED = "rejected", _("Rejected: has errors")
+    VALIDATED = "validated", _("Validated: waiting for the employer's confirmation")
+    CONFIRMED = "confirmed", _("Confirmed, waiting to be posted")
+    POSTING = "posting", _("Being posted")
+    POSTED = "posted", _("Posted")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+# Statuses during which another upload for the same employer and period must wait.
+PROCESSING_STATUSES = (
+    DeclarationStatus.RECEIVED,
+    DeclarationStatus.VALIDATING,
+    DeclarationStatus.CONFIRMED,
+    DeclarationStatus.POSTING,
+)
+
+
+class Declaration(models.Model):
+    """One payroll declaration of one employer for one month: the original file (kept on disk
+    with its SHA-256), its validation, its summary statement and, once confirmed, its posting."""
+
+    employer = models.ForeignKey(
+        "registry.Employer", related_name="declarations", on_delete=models.PROTECT
+    )
+    period = models.DateField(_("period"), help_text=_("The first day of the declared month."))
+    kind = models.CharField(
+        _("kind"), max_length=15, choices=DeclarationKind.choices, default=DeclarationKind.NORMAL
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=DeclarationStatus.choices,
+        default=DeclarationStatus.RECEIVED,
+    )
+    # The file as received.
+    file_name = models.CharField(_("file name"), max_length=255)
+    file_sha256 = models.CharField(_("SHA-256"), max_length=64)
+    file_size = models.PositiveBigIntegerField(_("file size"))
+    file_path = models.CharField(max_length=300)
+    file_format = models.CharField(_("format"), max_length=10, blank=True)
+    file_encoding = models.CharField(_("encoding"), max_length=20, blank=True)
+    channel = models.CharField(max_length=10)
+    submitted_by = models.ForeignKey(
+        "core.User", null=True, blank=True, related_name="+", on_delete=models.PROTECT
+    )
+    submitted_by_label = models.CharField(max_length=150)
+    submitted_at = models.DateTimeField(_("submitted at"), default=timezone.now)
+    # Progress of the current stage, for the progress bar.
+    stage = models.CharField(max_length=30, blank=True)
+    progress_done = models.PositiveBigIntegerField(default=0)
+    progress_total = models.PositiveBigIntegerField(default=0)
+    # Outcome of validation.
+    rejection_code = models.CharField(max_length=40, blank=True)
+    rejection_message = models.TextField(blank=True)
+    line_count = models.PositiveIntegerField(_("lines"), default=0)
+    error_count = models.PositiveIntegerField(_("errors"), default=0)
+    warning_count = models.PositiveIntegerField(_("warnings"), default=0)
+    # The summary statement.
+    worker_count = models.PositiveIntegerField(_("workers"), default=0)
+    salary_mass = models.DecimalField(_("salary mass"), max_digits=16, decimal_places=2, default=0)
+    employer_total = models.DecimalField(
+        _("employer share"), max_digits=16, decimal_places=2, default=0
+    )
+    worker_total = models.DecimalField(_("worker share"), max_digits=16, decimal_places=2, default=0)
+    total_due = models.DecimalField(_("total due"), max_digits=16, decimal_places=2, default=0)
+    branch_totals = models.JSONField(default=dict)
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        "core.User", null=True, blank=True, related_name="+", on_delete=models.PROTECT
+    )
+    confirmed_by_label = models.CharField(max_length=150, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    job = models.ForeignKey("core.Job", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        verbose_name = _("declaration")
+        verbose_name_plural = _("declarations")
+        constraints = [
+            # The same file for the same employer and period is recognised, not processed twice.
+            models.UniqueConstraint(
+                fields=["employer", "period", "file_sha256"],
+                name="contributions_declaration_file_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["employer", "period"], name="contrib_decl_employer_period"),
+            models.Index(fields=["status", "submitted_at"], name="contrib_decl_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employer_id} {self.period:%Y-%m} #{self.pk}"
+
+    @property
+    def is_processing(self) -> bool:
+        return self.status in PROCESSING_STATUSES
+
+
+class Severity(models.TextChoices):
+    ERROR = "error", _("Error")
+    WARNING = "warning", _("Warning")
+
+
+class DeclarationIssue(models.Model):
+    """One finding of the validation report: a row, a column, a code and the value as written."""
+
+    declaration = models.ForeignKey(Declaration, related_name="issues", on_delete=models.CASCADE)
+    row = models.PositiveIntegerField()
+    column = models.CharField(max_length=30, blank=True)
+    code = models.CharField(max_length=40)
+    severity = models.CharField(max_length=7, choices=Severity.choices)
+    value = models.CharField(max_length=200, blank=True)
+    params = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["declaration", "row", "id"]
+        indexes = [models.Index(fields=["declaration", "row"], name="contrib_issue_row")]
+
+
+# The share columns of a staged line and of a contribution record (see bulk_calculation).
+SHARE_FIELDS = (
+    "sm_fixed_er",
+    "sm_excess_er",
+    "sm_excess_wk",
+    "sm_cash_er",
+    "sm_cash_wk",
+    "sm_pens_er",
+    "sm_pens_wk",
+    "dl_er",
+    "dl_wk",
+    "wr_er",
+    "cc_er",
+    "ret_er",
+    "cv_er",
+    "cv_wk",
+    "hou_er",
+)
+
+
+def _money(verbose: str | None = None) -> models.DecimalField:
+    return models.DecimalField(verbose, max_digits=14, decimal_places=2, default=0)
+
+
+class Movement(models.TextChoices):
+    NONE = "", _("None")
+    HIRE = "hire", _("Hire (alta)")
+    SEPARATION = "separation", _("Separation (baja)")
+    SALARY_CHANGE = "salary_change", _("Salary change (modificación)")
+
+
+class LineFields(models.Model):
+    """What a staged line and a contribution record share: the declared days and SBC, the base
+    after floor and cap, and the 15 shares in pesos."""
+
+    days = models.PositiveSmallIntegerField(_("days"))
+    absence_days = models.PositiveSmallIntegerField(_("absence days"), default=0)
+    incapacity_days = models.PositiveSmallIntegerField(_("incapacity days"), default=0)
+    daily_salary = models.DecimalField(_("daily salary (SBC)"), max_digits=12, decimal_places=2)
+    base = models.DecimalField(_("contribution base"), max_digits=12, decimal_places=2)
+    sm_fixed_er = _money()
+    sm_excess_er = _money()
+    sm_excess_wk = _money()
+    sm_cash_er = _money()
+    sm_cash_wk = _money()
+    sm_pens_er = _money()
+    sm_pens_wk = _money()
+    dl_er = _money()
+    dl_wk = _money()
+    wr_er = _money()
+    cc_er = _money()
+    ret_er = _money()
+    cv_er = _money()
+    cv_wk = _money()
+    hou_er = _money()
+    employer_total = _money(_("employer share"))
+    worker_total = _money(_("worker share"))
+
+    class Meta:
+        abstract = True
+
+
+class DeclarationLine(LineFields):
+    """A valid line of a validated declaration, staged for posting (lines with errors are in the
+    report, not here). Written in bulk by the validation job; read by posting."""
+
+    declaration = models.ForeignKey(Declaration, related_name="lines", on_delete=models.CASCADE)
+    row = models.PositiveIntegerField()
+    person = models.ForeignKey("registry.Person", related_name="+", on_delete=models.PROTECT)
+    worker_id = models.CharField(max_length=18)
+    movement = models.CharField(max_length=15, choices=Movement.choices, blank=True)
+    movement_date = models.DateField(null=True, blank=True)
+    covered_from = models.DateField()
+    covered_to = models.DateField()
+
+    class Meta:
+        ordering = ["declaration", "row"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["declaration", "person"], name="contrib_line_worker_once"
+            ),
+        ]
+
+
+class ContributionRecord(LineFields):
+    """One worker's contributions for one month with one employer: the posted line. A correction
+    supersedes it (``superseded_by``) rather than changing it, so what was declared, when and by
+    whom stays readable."""
+
+    person = models.ForeignKey(
+        "registry.Person", related_name="contribution_records", on_delete=models.PROTECT
+    )
+    employer = models.ForeignKey(
+        "registry.Employer", related_name="contribution_records", on_delete=models.PROTECT
+    )
+    period = models.DateField(_("period"))
+    declaration = models.ForeignKey(
+        Declaration, related_name="records", on_delete=models.PROTECT
+    )
+    row = models.PositiveIntegerField()
+    # The days of the month the record covers (contiguous from the later of the month's first
+    # day and the hire date): how overlapping employments are counted once toward weeks.
+    covered_from = models.DateField()
+    covered_to = models.DateField()
+    posted_at = models.DateTimeField(_("posted at"))
+    superseded_by = models.ForeignKey(
+        Declaration, null=True, blank=True, related_name="superseded_records",
+        on_delete=models.PROTECT,
+    )
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period", "employer", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "employer", "period"],
+                condition=Q(superseded_at__isnull=True),
+                name="contrib_record_one_in_force",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["person", "period"], name="contrib_record_person"),
+            models.Index(fields=["employer", "period"], name="contrib_record_employer"),
+            models.Index(fields=["declaration"], name="contrib_record_declaration"),
+        ]
+
+
+class RegistrationRequest(models.Model):
+    """A worker declared by an employer but unknown to the registry (when the node is set to
+    turn unknown workers into requests, ``PILAR_UNKNOWN_WORKER=request``): registrars register
+    the person, and the employer declares the line again in a complementary declaration."""
+
+    declaration = models.ForeignKey(
+        Declaration, related_name="registration_requests", on_delete=models.CASCADE
+    )
+    row = models.PositiveIntegerField()
+    worker_id = models.CharField(max_length=18)
+    paternal_surname = models.CharField(max_length=100, blank=True)
+    maternal_surname = models.CharField(max_length=100, blank=True)
+    given_names = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+# --- Employer account ---------------------------------------------------------------------------
+
+
+class PaymentSource(models.TextChoices):
+    STAFF = "staff", _("Entered by staff")
+    BANK_FILE = "bank_file", _("Bank file")
+
+
+class BankImport(models.Model):
+    """One bank statement file of payments received; the same file is imported once."""
+
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64, unique=True)
+    imported_by = models.ForeignKey("core.User", null=True, on_delete=models.PROTECT)
+    imported_at = models.DateTimeField(default=timezone.now)
+    payment_count = models.PositiveIntegerField(default=0)
+    total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+
+
+class Payment(models.Model):
+    employer = models.ForeignKey(
+        "registry.Employer", related_name="payments", on_delete=models.PROTECT
+    )
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    received_on = models.DateField(_("received on"))
+    reference = models.CharField(_("reference"), max_length=40, blank=True)
+    source = models.CharField(max_length=10, choices=PaymentSource.choices)
+    bank_import = models.ForeignKey(
+        BankImport, null=True, blank=True, related_name="payments", on_delete=models.PROTECT
+    )
+    recorded_by = models.ForeignKey("core.User", null=True, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="contrib_payment_positive"),
+        ]
+
+
+class PaymentAllocation(models.Model):
+    """Part of a payment applied to a declaration's statement (oldest debt first unless the
+    payment's reference names the declaration)."""
+
+    payment = models.ForeignKey(Payment, related_name="allocations", on_delete=models.PROTECT)
+    declaration = models.ForeignKey(
+        Declaration, related_name="allocations", on_delete=models.PROTECT
+    )
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="contrib_allocation_positive"),
+        ]

@@ -27,6 +27,8 @@ class Actor:
     label: str
     region: str | None = None
     permissions: frozenset[str] = field(default=frozenset())
+    # Set for an employer's portal account: everything it does is limited to this employer.
+    employer_id: int | None = None
 
     @classmethod
     def for_user(cls, user: User, *, channel: str, roles: frozenset[str] | None = None) -> Actor:
@@ -62,10 +64,29 @@ class Actor:
             user=None, roles=roles, channel=channel, label=label, permissions=permissions_for(roles)
         )
 
+    @classmethod
+    def for_employer_user(cls, user: User, *, employer_id: int) -> Actor:
+        """An employer signed in to the portal: its own declarations and account only."""
+        from pilar.core.roles import EMPLOYER_PORTAL_PERMISSIONS
+
+        return cls(
+            user=user,
+            roles=frozenset(),
+            channel="portal",
+            label=user.username,
+            permissions=EMPLOYER_PORTAL_PERMISSIONS,
+            employer_id=employer_id,
+        )
+
+    def sees_employer(self, employer_id: int) -> bool:
+        return self.employer_id is None or self.employer_id == employer_id
+
     @property
     def national_scope(self) -> bool:
         if self.user is None:
             return True
+        if self.employer_id is not None:
+            return False
         return bool(self.roles & settings.PILAR_NATIONAL_SCOPE_ROLES)
 
     def can(self, permission: str) -> bool:

@@ -121,6 +121,7 @@ class Channel(models.TextChoices):
     CLI = "cli", _("Command line")
     BULK = "bulk", _("Bulk job")
     EXPORT = "export", _("Export")
+    PORTAL = "portal", _("Employer portal")
 
 
 class AuditEvent(AppendOnlyModel):
@@ -160,3 +161,32 @@ class AccessLogEntry(AppendOnlyModel):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class Job(models.Model):
+    """A background job on the database queue (see ``pilar.core.jobs``). Jobs take ids, not
+    objects, and their functions are idempotent: a job whose worker died is run again once its
+    lease has expired."""
+
+    name = models.CharField(max_length=100)
+    arguments = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A running job holds a lease; a worker that stops renewing it (crash, kill) loses the job
+    # to the next worker once the lease has passed.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "id"], name="core_job_queue")]

@@ -19,6 +19,7 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", _("Auditor")
     ANALYST = "analyst", _("Analyst")
     ADMINISTRATOR = "administrator", _("Administrator")
+    COLLECTIONS_OFFICER = "collections_officer", _("Collections officer")
 
 
 class Perm:
@@ -37,6 +38,12 @@ class Perm:
     USER_MANAGE = "user.manage"
     TOKEN_MANAGE = "token.manage"  # noqa: S105 — a permission name, not a secret
     PARAMETER_MANAGE = "parameter.manage"
+    DECLARATION_VIEW = "declaration.view"
+    # Submitting and confirming a declaration: the employer in the portal, or collections staff
+    # on the employer's behalf (a file brought to the counter).
+    DECLARATION_SUBMIT = "declaration.submit"
+    ACCOUNT_VIEW = "account.view"
+    PAYMENT_RECORD = "payment.record"
 
 
 _REGISTRY_WRITE = {
@@ -53,7 +60,7 @@ _REGISTRY_WRITE = {
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Registrars enrol persons and employers and keep their master data current.
-    Role.REGISTRAR: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW}),
+    Role.REGISTRAR: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.DECLARATION_VIEW}),
     # Benefits officers read the registry to decide claims; they do not edit master data.
     Role.BENEFITS_OFFICER: frozenset({Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.ENROLMENT_MANAGE}),
     # Case workers handle appeals and complaints: read access plus family ties, which cases
@@ -63,7 +70,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # effective-dated parameters (minimum wage, UMA, rates) current: these are reference data
     # published in the DOF, and stewards own reference data and its sources.
     Role.DATA_STEWARD: frozenset(
-        _REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.ACCESS_LOG_VIEW, Perm.PARAMETER_MANAGE}
+        _REGISTRY_WRITE
+        | {
+            Perm.STATISTICS_VIEW,
+            Perm.ACCESS_LOG_VIEW,
+            Perm.PARAMETER_MANAGE,
+            Perm.DECLARATION_VIEW,
+        }
     ),
     # Auditors read everything, including who changed and who read what; they change nothing.
     Role.AUDITOR: frozenset(
@@ -73,10 +86,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.AUDIT_VIEW,
             Perm.ACCESS_LOG_VIEW,
             Perm.STATISTICS_VIEW,
+            Perm.DECLARATION_VIEW,
+            Perm.ACCOUNT_VIEW,
         }
     ),
     # Analysts work with aggregates and employer data, never with individual person records.
-    Role.ANALYST: frozenset({Perm.EMPLOYER_VIEW, Perm.STATISTICS_VIEW}),
+    Role.ANALYST: frozenset(
+        {Perm.EMPLOYER_VIEW, Perm.STATISTICS_VIEW, Perm.DECLARATION_VIEW, Perm.ACCOUNT_VIEW}
+    ),
     # Administrators manage accounts and API tokens. Separation of duties: they cannot edit
     # person records. They may set parameters because loading the new year's published values
     # is node configuration, and a node without a data steward must still be able to do it; the
@@ -90,7 +107,25 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.PARAMETER_MANAGE,
         }
     ),
+    # Collections officers run the contribution side: declarations (including files brought to
+    # the counter), the employers' accounts, payments and bank files, arrears and non-filers.
+    # They read employers, not person records.
+    Role.COLLECTIONS_OFFICER: frozenset(
+        {
+            Perm.EMPLOYER_VIEW,
+            Perm.DECLARATION_VIEW,
+            Perm.DECLARATION_SUBMIT,
+            Perm.ACCOUNT_VIEW,
+            Perm.PAYMENT_RECORD,
+            Perm.STATISTICS_VIEW,
+        }
+    ),
 }
+
+# What an employer's own portal account may do, always limited to that employer.
+EMPLOYER_PORTAL_PERMISSIONS = frozenset(
+    {Perm.DECLARATION_VIEW, Perm.DECLARATION_SUBMIT, Perm.ACCOUNT_VIEW}
+)
 
 
 def permissions_for(roles: frozenset[str] | set[str]) -> frozenset[str]:

@@ -40,6 +40,7 @@ ROLE_SUMMARIES: dict[str, str] = {
     Role.AUDITOR: "reads everything incl. the audit trail and access log; changes nothing",
     Role.ANALYST: "statistics and employers only; no individual person records",
     Role.ADMINISTRATOR: "manages accounts and API tokens; cannot edit person records",
+    Role.COLLECTIONS_OFFICER: "declarations, employer accounts, payments, arrears, non-filers",
 }
 
 

@@ -35,6 +35,17 @@ class PilarApplication(BaseApplication):
         return application
 
 
+def _start_job_worker(worker: Any) -> None:
+    """gunicorn's post_worker_init hook: the embedded shape runs background jobs (declaration
+    validation and posting) in a thread of each web process (``PILAR_EMBEDDED_WORKER``)."""
+    from django.conf import settings
+
+    from pilar.core import jobs
+
+    if settings.PILAR_EMBEDDED_WORKER:
+        jobs.start_embedded_worker()
+
+
 def gunicorn_options(
     *, host: str, port: int, workers: int | None, threads: int | None, vendor: str
 ) -> dict[str, Any]:
@@ -52,6 +63,7 @@ def gunicorn_options(
         "accesslog": "-",
         "errorlog": "-",
         "proc_name": "pilar",
+        "post_worker_init": _start_job_worker,
     }
 
 
