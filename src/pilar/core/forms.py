@@ -104,6 +104,17 @@ class LoginForm(AccessibleFormMixin, AuthenticationForm):
         self.fields["password"].label = _("Password")
         self.fields["username"].widget.attrs.pop("autofocus", None)
 
+    def confirm_login_allowed(self, user: Any) -> None:
+        # Employers' portal accounts sign in at /portal/ with their RFC; here they are refused
+        # with the same message as a wrong password, which reveals nothing.
+        if hasattr(user, "employer_account"):
+            raise forms.ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+        super().confirm_login_allowed(user)
+
 
 class TrailFilterForm(PilarForm):
     """Filters of the audit trail and the access log (see ``core.selectors.TrailFilter``)."""

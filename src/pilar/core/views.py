@@ -108,6 +108,9 @@ def staff_view(view: ViewFunction) -> ViewFunction:
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # An employer's portal session never reaches staff pages.
+        if hasattr(request.user, "employer_account"):
+            raise DjangoPermissionDenied("employer account")
         try:
             return view(request, *args, **kwargs)
         except PermissionDenied as error:

@@ -65,10 +65,22 @@ def test_demo_command_seeds_once_and_prints_the_banner() -> None:
     assert "/audit/" in text
     assert "/api/docs" in text
     assert "pilar token create" in text
+    # Contribution histories went through the declaration pipeline, and the portal demo
+    # employer can sign in with the password the banner prints.
+    from pilar.contributions.models import ContributionRecord, Declaration
+    from pilar.portal.models import EmployerUser
+
+    posted = Declaration.objects.filter(status="posted")
+    assert posted.exists()
+    assert ContributionRecord.objects.count() == sum(d.worker_count for d in posted)
+    account = EmployerUser.objects.select_related("employer", "user").get()
+    assert account.employer.rfc in text
+    assert account.user.check_password("demo-employer-2026")
     output = StringIO()
     call_command("demo", "--no-serve", "--persons", "60", stdout=output)
     assert "not seeding again" in output.getvalue()
     assert Person.objects.count() == 60
+    assert Declaration.objects.filter(status="posted").count() == posted.count()
 
 
 def test_demo_refuses_a_bad_size() -> None:

@@ -143,19 +143,45 @@ class Command(BaseCommand):
                 f"{summary.counts['employer']:,} employers "
                 f"in {summary.seconds:.1f} s."
             )
+        from pilar.contributions.demo import DEMO_EMPLOYER_PASSWORD, demo_contributions
+
+        self.stdout.write("Posting contribution declarations through the pipeline …")
+        contributions = demo_contributions()
+        self.stdout.write(
+            f"Posted {contributions.declarations} declaration(s), "
+            f"{contributions.records:,} contribution records."
+        )
+        portal_lines: list[str] = []
+        if contributions.portal_employer is not None:
+            employer = contributions.portal_employer
+            portal_lines = [
+                "",
+                f"  Employer portal: http://{options['host']}:{options['port']}/portal/",
+                f"    RFC {employer.rfc}  password {DEMO_EMPLOYER_PASSWORD}  ({employer.legal_name})",
+                f"    Upload {contributions.file_with_errors} to read a validation report,",
+                f"    then {contributions.ready_file} to confirm and post it.",
+            ]
         self.stdout.write(
             self._banner(
                 accounts,
                 host=options["host"],
                 port=options["port"],
                 seconds=time.monotonic() - started,
+                extra=portal_lines,
             )
         )
         if not options["no_serve"]:
             call_command("serve", host=options["host"], port=options["port"])
 
     @staticmethod
-    def _banner(accounts: list[DemoAccount], *, host: str, port: int, seconds: float) -> str:
+    def _banner(
+        accounts: list[DemoAccount],
+        *,
+        host: str,
+        port: int,
+        seconds: float,
+        extra: list[str] | None = None,
+    ) -> str:
         url = f"http://{host}:{port}"
         width = max(len(account.username) for account in accounts)
         lines = [
@@ -169,6 +195,7 @@ class Command(BaseCommand):
         for account in accounts:
             lines.append(f"    {account.username:<{width}}  {account.password}  ({account.office})")
             lines.append(f"      {ROLE_SUMMARIES.get(account.role, '')}")
+        lines += extra or []
         lines += [
             "",
             "  Things to try:",
@@ -179,6 +206,9 @@ class Command(BaseCommand):
             "    • Log in as auditor: the audit trail at /audit/, the access log at /access-log/.",
             "    • Log in as analyst: counts at /statistics/, but no person records.",
             "    • Log in as administrator: staff accounts and roles at /staff/.",
+            "    • Log in as collections_officer: declarations at /declarations/, employer",
+            "      accounts, payments and bank files, arrears and non-filers at /accounts/.",
+            "    • A person's page shows the work history and weeks of contribution.",
             f"    • API documentation at {url}/api/docs",
             "    • An API token: .venv/bin/pilar token create --user registrar --role registrar",
             "",
