@@ -173,7 +173,10 @@ PILAR_JOB_MAX_ATTEMPTS = int(os.environ.get("PILAR_JOB_MAX_ATTEMPTS", "3"))
 # The web process runs a worker thread itself (the embedded shape); set 0 when `pilar worker`
 # processes run beside it.
 PILAR_EMBEDDED_WORKER = os.environ.get("PILAR_EMBEDDED_WORKER", "1") == "1"
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A request body other than an uploaded file (a JSON declaration of up to 200,000 lines through
+# the API is ~40 MB) may be this large; uploaded files above 10 MB are streamed to a temporary
+# file instead of memory, and declaration files are limited by PILAR_DECLARATION_MAX_MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 PILAR_API_TOKEN_DAYS = int(os.environ.get("PILAR_API_TOKEN_DAYS", "90"))
@@ -191,7 +194,6 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 500
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True

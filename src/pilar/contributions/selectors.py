@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from pilar.contributions import weeks as weeks_rules
 from pilar.contributions.models import (
@@ -133,9 +134,7 @@ def declaration_lines(
         query = ContributionRecord.objects.filter(declaration=declaration)
     else:
         query = DeclarationLine.objects.filter(declaration=declaration)
-    return paginate(
-        query.select_related("person").order_by("row"), page=page, page_size=page_size
-    )
+    return paginate(query.select_related("person").order_by("row"), page=page, page_size=page_size)
 
 
 @dataclass(frozen=True)
@@ -193,6 +192,7 @@ class WorkHistoryLine:
     declaration_id: int
     posted_at: datetime.datetime
     superseded: bool
+    superseded_by_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,7 @@ def work_history_of(person_id: int, *, include_superseded: bool = False) -> Work
             declaration_id=r.declaration_id,
             posted_at=r.posted_at,
             superseded=r.superseded_at is not None,
+            superseded_by_id=r.superseded_by_id,
         )
 
     return WorkHistory(
@@ -292,9 +293,7 @@ def months_late(due: datetime.date, on: datetime.date) -> int:
     return max(months, 1)
 
 
-def account_get(
-    *, actor: Actor, employer_id: int, on: datetime.date | None = None
-) -> Account:
+def account_get(*, actor: Actor, employer_id: int, on: datetime.date | None = None) -> Account:
     """The employer's current account: posted statements with what was paid against them,
     arrears with surcharges at the monthly rate in force (``surcharge.monthly_rate``), and the
     payments received."""
@@ -353,7 +352,9 @@ def non_filers(
     declaration for it."""
     actor.require(Perm.ACCOUNT_VIEW)
     if period.day != 1:
-        raise ValidationFailed.single("period", "period_format", "period")
+        raise ValidationFailed.single(
+            "period", "period_format", _("The period is a month: give its first day.")
+        )
     end = period.replace(day=calendar.monthrange(period.year, period.month)[1])
     in_force = Q(employments__start_date__lte=end) & (
         Q(employments__end_date__isnull=True) | Q(employments__end_date__gte=period)
@@ -385,7 +386,9 @@ def non_filers(
     )
 
 
-def employer_workers(*, actor: Actor, employer_id: int, page: int = 1, page_size: int = 50) -> Page[Employment]:
+def employer_workers(
+    *, actor: Actor, employer_id: int, page: int = 1, page_size: int = 50
+) -> Page[Employment]:
     """The employer's workers (employments in force), for the portal."""
     actor.require(Perm.DECLARATION_VIEW)
     if not actor.sees_employer(employer_id):

@@ -249,9 +249,7 @@ def registry_lookup(identifiers: pl.Series) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def employments_lookup(
-    employer_id: int, start: datetime.date, end: datetime.date
-) -> pl.DataFrame:
+def employments_lookup(employer_id: int, start: datetime.date, end: datetime.date) -> pl.DataFrame:
     """The employer's employments that touch the month, one row per person: the latest one's
     id, and the span of the month they cover together."""
     schema = {
@@ -348,8 +346,12 @@ def validate(
     # --- Worker ------------------------------------------------------------------------------
     is_curp = pl.col("worker_id").str.contains(CURP_PATTERN)
     is_nss = pl.col("worker_id").str.contains(NSS_PATTERN)
-    issues.add(frame, ~_blank("worker_id") & ~is_curp & ~is_nss, column="worker_id",
-               code="identifier_format")
+    issues.add(
+        frame,
+        ~_blank("worker_id") & ~is_curp & ~is_nss,
+        column="worker_id",
+        code="identifier_format",
+    )
     well_formed = frame.filter(is_curp | is_nss)["worker_id"]
     known = registry_lookup(well_formed)
     frame = frame.join(known, on="worker_id", how="left", coalesce=True)
@@ -458,15 +460,18 @@ def validate(
     )
 
     # --- Movements and employment ----------------------------------------------------------------
+    # A handful of distinct values: fold each once, then map the column.
+    written = frame["movement"].fill_null("").unique().to_list()
+    meaning = {value: MOVEMENT_WORDS.get(fold(value)) for value in written}
     frame = frame.with_columns(
         pl.col("movement")
         .fill_null("")
-        .map_elements(fold, return_dtype=pl.String)  # a handful of distinct values
-        .replace_strict(MOVEMENT_WORDS, default=None, return_dtype=pl.String)
+        .replace_strict(meaning, default=None, return_dtype=pl.String)
         .alias("movement_value")
     )
-    issues.add(frame, pl.col("movement_value").is_null(), column="movement",
-               code="movement_unknown")
+    issues.add(
+        frame, pl.col("movement_value").is_null(), column="movement", code="movement_unknown"
+    )
     has_movement = pl.col("movement_value").fill_null("") != ""
     movement_date = pl.col("movement_date_value")
     issues.add(
@@ -552,7 +557,9 @@ def validate(
     # --- Outcome ---------------------------------------------------------------------------------
     issue_frame = issues.frame()
     error_rows = issue_frame.filter(pl.col("severity") == "error")["row"].unique()
-    valid = frame.filter(~pl.col("row").is_in(error_rows.implode()) & pl.col("person_id").is_not_null())
+    valid = frame.filter(
+        ~pl.col("row").is_in(error_rows.implode()) & pl.col("person_id").is_not_null()
+    )
     computed = bulk_calculation.compute_contributions(
         valid.select(
             pl.col("daily_salary_value").alias("salary_cents"),
