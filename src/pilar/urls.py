@@ -7,7 +7,10 @@ from pilar.api import api
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),
+    path("portal/", include("pilar.portal.urls")),
     path("", include("pilar.registry.urls")),
+    path("", include("pilar.contributions.urls")),
+    path("", include("pilar.contributions.account_urls")),
     path("", include("pilar.core.urls")),
 ]
 

@@ -919,9 +919,10 @@ def parse_money(series: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Amounts as Int64 centavos, and an error code per value (null when fine).
 
     Accepted: "315.04", "315", "$ 315.04", "1,234.56", "1.234,56", "315,04", "1,234" (1234).
-    "1.234" alone is ``too_many_decimals`` (Mexico writes decimals with a point). The last "." or "," is the decimal separator when one or two digits follow
-    it; a separator followed by groups of exactly three digits groups thousands; the thousands
-    separator must be the other character than the decimal one. Empty gives null and no error.
+    "1.234" alone is ``too_many_decimals`` (Mexico writes decimals with a point). The last "."
+    or "," is the decimal separator when one or two digits follow it; a separator followed by
+    groups of exactly three digits groups thousands; the thousands separator must be the other
+    character than the decimal one. Empty gives null and no error.
     Codes: ``number_format``, ``too_many_decimals``, ``negative``.
     """
     text = series.cast(pl.String).str.strip_chars()

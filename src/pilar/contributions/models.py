@@ -9,6 +9,8 @@ code, ``valid_to >= valid_from``, and triggers refusing overlapping periods — 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -137,7 +139,9 @@ class Declaration(models.Model):
     employer_total = models.DecimalField(
         _("employer share"), max_digits=16, decimal_places=2, default=0
     )
-    worker_total = models.DecimalField(_("worker share"), max_digits=16, decimal_places=2, default=0)
+    worker_total = models.DecimalField(
+        _("worker share"), max_digits=16, decimal_places=2, default=0
+    )
     total_due = models.DecimalField(_("total due"), max_digits=16, decimal_places=2, default=0)
     branch_totals = models.JSONField(default=dict)
     due_date = models.DateField(_("due date"), null=True, blank=True)
@@ -215,7 +219,7 @@ SHARE_FIELDS = (
 )
 
 
-def _money(verbose: str | None = None) -> models.DecimalField:
+def _money(verbose: Any = None) -> models.DecimalField:
     return models.DecimalField(verbose, max_digits=14, decimal_places=2, default=0)
 
 
@@ -291,9 +295,7 @@ class ContributionRecord(LineFields):
         "registry.Employer", related_name="contribution_records", on_delete=models.PROTECT
     )
     period = models.DateField(_("period"))
-    declaration = models.ForeignKey(
-        Declaration, related_name="records", on_delete=models.PROTECT
-    )
+    declaration = models.ForeignKey(Declaration, related_name="records", on_delete=models.PROTECT)
     row = models.PositiveIntegerField()
     # The days of the month the record covers (contiguous from the later of the month's first
     # day and the hire date): how overlapping employments are counted once toward weeks.
@@ -301,7 +303,10 @@ class ContributionRecord(LineFields):
     covered_to = models.DateField()
     posted_at = models.DateTimeField(_("posted at"))
     superseded_by = models.ForeignKey(
-        Declaration, null=True, blank=True, related_name="superseded_records",
+        Declaration,
+        null=True,
+        blank=True,
+        related_name="superseded_records",
         on_delete=models.PROTECT,
     )
     superseded_at = models.DateTimeField(null=True, blank=True)

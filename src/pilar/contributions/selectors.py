@@ -378,7 +378,7 @@ def non_filers(
     )
     result = paginate(query, page=page, page_size=page_size)
     return Page(
-        items=[NonFiler(e, e.active_workers) for e in result.items],  # type: ignore[attr-defined]
+        items=[NonFiler(e, e.active_workers) for e in result.items],
         number=result.number,
         page_size=result.page_size,
         total=result.total,

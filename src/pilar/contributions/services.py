@@ -36,6 +36,7 @@ from pilar.contributions import fileformat, validation
 from pilar.contributions.models import (
     PROCESSING_STATUSES,
     SHARE_FIELDS,
+    BankImport,
     ContributionRecord,
     Declaration,
     DeclarationIssue,
@@ -43,7 +44,6 @@ from pilar.contributions.models import (
     DeclarationLine,
     DeclarationStatus,
     Movement,
-    BankImport,
     Payment,
     PaymentAllocation,
     PaymentSource,
@@ -53,10 +53,10 @@ from pilar.contributions.parameters import parameter_snapshot
 from pilar.core import bulk, jobs
 from pilar.core.actor import Actor
 from pilar.core.audit import audit_record
-from pilar.core.errors import Conflict, NotFound, ValidationFailed
+from pilar.core.errors import Conflict, FieldErrors, NotFound, ValidationFailed
 from pilar.core.models import AuditEvent
 from pilar.core.roles import Perm
-from pilar.registry.models import Employer, Employment, EmploymentSalary, EmployerStatus
+from pilar.registry.models import Employer, EmployerStatus, Employment, EmploymentSalary
 
 VALIDATE_JOB = "contributions.validate"
 POST_JOB = "contributions.post"
@@ -95,8 +95,11 @@ def period_check(period: datetime.date, *, today: datetime.date | None = None) -
         raise ValidationFailed.single(
             "period",
             "period_closed",
-            _("Months before %(month)s are closed: contributions older than five years can no "
-              "longer be declared.") % {"month": oldest.strftime("%Y-%m")},
+            _(
+                "Months before %(month)s are closed: contributions older than five years can no "
+                "longer be declared."
+            )
+            % {"month": oldest.strftime("%Y-%m")},
         )
 
 
@@ -147,20 +150,26 @@ def declaration_submit(
         ).first()
         if busy is not None:
             raise Conflict(
-                _("Declaration %(id)s for this month is still being processed (%(status)s). "
-                  "Wait until it is finished before uploading another file.")
+                _(
+                    "Declaration %(id)s for this month is still being processed (%(status)s). "
+                    "Wait until it is finished before uploading another file."
+                )
                 % {"id": busy.pk, "status": busy.get_status_display()}
             )
         already_posted = posted_for_period(employer.pk, period)
         if kind == DeclarationKind.NORMAL and already_posted:
             raise Conflict(
-                _("This month has already been declared and posted. Upload a complementary or "
-                  "a replacement declaration to correct it.")
+                _(
+                    "This month has already been declared and posted. Upload a complementary or "
+                    "a replacement declaration to correct it."
+                )
             )
         if kind != DeclarationKind.NORMAL and not already_posted:
             raise Conflict(
-                _("There is no posted declaration for this month to correct; upload a normal "
-                  "declaration.")
+                _(
+                    "There is no posted declaration for this month to correct; upload a normal "
+                    "declaration."
+                )
             )
         # A newer upload withdraws an earlier one still waiting for confirmation.
         waiting = list(
@@ -279,9 +288,11 @@ def declaration_validate(*, declaration_id: int, job_id: int | None = None) -> D
             )
         _progress(declaration_id, "staging", stored, rows.height, job_id)
     max_issues = getattr(settings, "PILAR_DECLARATION_MAX_ISSUES", 100_000)
-    issues = result.issues.head(max_issues).with_columns(
-        declaration_id=declaration_id
-    ).select("declaration_id", "row", "column", "code", "severity", "value", "params")
+    issues = (
+        result.issues.head(max_issues)
+        .with_columns(declaration_id=declaration_id)
+        .select("declaration_id", "row", "column", "code", "severity", "value", "params")
+    )
     with transaction.atomic():
         bulk.frame_insert(DeclarationIssue._meta.db_table, issues)
     errors = result.issues.filter(validation.pl.col("severity") == "error").height
@@ -335,9 +346,9 @@ def _in_force_totals(declaration: Declaration, result: validation.Validated) -> 
     )
     if declaration.kind == DeclarationKind.COMPLEMENTARY:
         records = records.filter(
-            person_id__in=DeclarationLine.objects.filter(
-                declaration_id=declaration.pk
-            ).values("person_id")
+            person_id__in=DeclarationLine.objects.filter(declaration_id=declaration.pk).values(
+                "person_id"
+            )
         )
     sums = records.aggregate(employer=Sum("employer_total"), worker=Sum("worker_total"))
     return int(((sums["employer"] or 0) + (sums["worker"] or 0)) * 100)
@@ -381,9 +392,7 @@ def declaration_withdraw(*, actor: Actor, declaration_id: int) -> Declaration:
         if declaration is None or not actor.sees_employer(declaration.employer_id):
             raise NotFound()
         if declaration.status not in (DeclarationStatus.VALIDATED, DeclarationStatus.REJECTED):
-            raise Conflict(
-                _("Only a declaration that has not been confirmed can be withdrawn.")
-            )
+            raise Conflict(_("Only a declaration that has not been confirmed can be withdrawn."))
         before = declaration.status
         declaration.status = DeclarationStatus.WITHDRAWN
         declaration.save(update_fields=["status"])
@@ -433,9 +442,7 @@ def declaration_post(*, declaration_id: int, job_id: int | None = None) -> Decla
     if job_id is not None:
         jobs.heartbeat(job_id)
     with transaction.atomic():
-        declaration = (
-            Declaration.objects.select_for_update().filter(pk=declaration_id).first()
-        )
+        declaration = Declaration.objects.select_for_update().filter(pk=declaration_id).first()
         if declaration is None:
             raise NotFound()
         if declaration.status == DeclarationStatus.POSTED:
@@ -576,7 +583,9 @@ def payment_record(
     actor.require(Perm.PAYMENT_RECORD)
     employer = _employer_for(actor, employer_id)
     if amount <= 0:
-        raise ValidationFailed.single("amount", "amount_positive", _("The amount must be positive."))
+        raise ValidationFailed.single(
+            "amount", "amount_positive", _("The amount must be positive.")
+        )
     if amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise ValidationFailed.single(
             "amount", "too_many_decimals", _("An amount has at most two decimals (centavos).")
@@ -695,14 +704,11 @@ def bank_import(*, actor: Actor, file_name: str, data: bytes) -> BankImport:
     import csv
     import io
 
-
     actor.require(Perm.PAYMENT_RECORD)
     if not data.strip():
         raise ValidationFailed.single("file", "empty", _("The file is empty."))
     if b"\x00" in data[:65536]:
-        raise ValidationFailed.single(
-            "file", "not_text", _("The file is not a text (CSV) file.")
-        )
+        raise ValidationFailed.single("file", "not_text", _("The file is not a text (CSV) file."))
     digest = hashlib.sha256(data).hexdigest()
     earlier = BankImport.objects.filter(file_sha256=digest).first()
     if earlier is not None:
@@ -725,8 +731,11 @@ def bank_import(*, actor: Actor, file_name: str, data: bytes) -> BankImport:
         raise ValidationFailed.single(
             "file",
             "missing_columns",
-            _("The bank file lacks the columns: %(columns)s. Expected fecha, importe, "
-              "referencia and registro_patronal (or rfc).") % {"columns": ", ".join(missing)},
+            _(
+                "The bank file lacks the columns: %(columns)s. Expected fecha, importe, "
+                "referencia and registro_patronal (or rfc)."
+            )
+            % {"columns": ", ".join(missing)},
         )
     errors: list[str] = []
     parsed: list[tuple[int, datetime.date, Decimal, str, int]] = []
@@ -744,13 +753,17 @@ def bank_import(*, actor: Actor, file_name: str, data: bytes) -> BankImport:
             continue
         received = _parse_bank_date(raw_date)
         if received is None or received > timezone.localdate():
-            errors.append(_("Row %(row)s: the date %(value)s is not valid.") % {
-                "row": number, "value": raw_date[:20]})
+            errors.append(
+                _("Row %(row)s: the date %(value)s is not valid.")
+                % {"row": number, "value": raw_date[:20]}
+            )
             continue
         amount = _parse_bank_amount(raw_amount)
         if amount is None or amount <= 0:
-            errors.append(_("Row %(row)s: the amount %(value)s is not a positive amount.") % {
-                "row": number, "value": raw_amount[:20]})
+            errors.append(
+                _("Row %(row)s: the amount %(value)s is not a positive amount.")
+                % {"row": number, "value": raw_amount[:20]}
+            )
             continue
         if raw_employer not in employers:
             employer = Employer.objects.filter(
@@ -759,12 +772,18 @@ def bank_import(*, actor: Actor, file_name: str, data: bytes) -> BankImport:
             employers[raw_employer] = employer.pk if employer else None
         employer_id = employers[raw_employer]
         if employer_id is None:
-            errors.append(_("Row %(row)s: no employer has the RFC or registration number "
-                            "%(value)s.") % {"row": number, "value": raw_employer[:20]})
+            errors.append(
+                _("Row %(row)s: no employer has the RFC or registration number %(value)s.")
+                % {"row": number, "value": raw_employer[:20]}
+            )
             continue
         parsed.append((number, received, amount, reference[:40], employer_id))
     if errors:
-        raise ValidationFailed.single("file", "rows_invalid", " ".join(errors[:50]))
+        # One error per row (the first 50), so every screen and the API list them separately.
+        found = FieldErrors()
+        for message in errors[:50]:
+            found.add("file", "row_invalid", message)
+        found.raise_if_any()
     if not parsed:
         raise ValidationFailed.single("file", "no_rows", _("The file has no payments."))
     with transaction.atomic():
@@ -817,8 +836,10 @@ def _parse_bank_amount(text: str) -> Decimal | None:
 
     cleaned = text.replace("$", "").replace(" ", "")
     if "," in cleaned and "." in cleaned:
-        cleaned = cleaned.replace(",", "") if cleaned.rfind(".") > cleaned.rfind(",") else (
-            cleaned.replace(".", "").replace(",", ".")
+        cleaned = (
+            cleaned.replace(",", "")
+            if cleaned.rfind(".") > cleaned.rfind(",")
+            else (cleaned.replace(".", "").replace(",", "."))
         )
     elif "," in cleaned:
         head, _sep, tail = cleaned.rpartition(",")

@@ -107,7 +107,7 @@ class LoginForm(AccessibleFormMixin, AuthenticationForm):
     def confirm_login_allowed(self, user: Any) -> None:
         # Employers' portal accounts sign in at /portal/ with their RFC; here they are refused
         # with the same message as a wrong password, which reveals nothing.
-        if hasattr(user, "employer_account"):
+        if user.username.startswith("employer:"):
             raise forms.ValidationError(
                 self.error_messages["invalid_login"],
                 code="invalid_login",

@@ -108,8 +108,10 @@ def staff_view(view: ViewFunction) -> ViewFunction:
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        # An employer's portal session never reaches staff pages.
-        if hasattr(request.user, "employer_account"):
+        # An employer's portal session never reaches staff pages. Portal usernames are
+        # "employer:<RFC>" (``portal.models.employer_username``) and staff usernames cannot
+        # contain ":", so the prefix tells them apart without a query.
+        if request.user.is_authenticated and request.user.get_username().startswith("employer:"):
             raise DjangoPermissionDenied("employer account")
         try:
             return view(request, *args, **kwargs)

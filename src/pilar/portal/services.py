@@ -33,7 +33,9 @@ def employer_account_set(*, actor: Actor, employer_id: int, password: str) -> Em
         account = EmployerUser.objects.select_related("user").filter(employer=employer).first()
         created = account is None
         if account is None:
-            user = User(username=employer_username(employer.rfc), first_name=employer.legal_name[:150])
+            user = User(
+                username=employer_username(employer.rfc), first_name=employer.legal_name[:150]
+            )
         else:
             user = account.user
         user.set_password(password)

@@ -23,6 +23,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from pilar.contributions.selectors import work_history_of
 from pilar.core.actor import Actor
 from pilar.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from pilar.core.forms import PilarForm, apply_service_errors
@@ -399,6 +400,9 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
         ),
         "accesses": selectors.person_access_log(actor=actor, person_id=person_id, page=access_page),
         "active_employments": sum(1 for e in record.employments if e.employment.end_date is None),
+        # Contributions are part of the record: person_record above has checked access and
+        # logged this read, so the history is read without a second check or log entry.
+        "work_history": work_history_of(person_id, include_superseded=True),
     }
     if actor.can(Perm.PERSON_UPDATE):
         context["identifier_form"] = IDENTIFIER_ADD.unbound()

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from pilar.core.actor import Actor
 from pilar.core.tests.factories import actor
 from pilar.registry.models import Employer, Employment, EmploymentSalary, Person
 from pilar.registry.tests.factories import EmployerFactory, person_with_curp
@@ -95,5 +96,5 @@ def csv_file(*lines: str) -> bytes:
     return ("\n".join([HEADER, *lines]) + "\n").encode()
 
 
-def collections_actor():  # type: ignore[no-untyped-def]
+def collections_actor() -> Actor:
     return actor("collections_officer")

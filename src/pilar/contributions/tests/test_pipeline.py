@@ -5,7 +5,6 @@ idempotent re-upload, crash during posting, and every validation rule."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from pilar.contributions.models import (
 from pilar.contributions.parameters import parameter_snapshot
 from pilar.contributions.selectors import work_history_of
 from pilar.contributions.tests.pipeline_helpers import (
-    Shop,
     collections_actor,
     csv_file,
     last_month,
@@ -40,12 +38,6 @@ from pilar.registry.models import Employment, EmploymentSalary
 from pilar.registry.tests.factories import person_with_curp
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _declaration_dir(settings: Any, tmp_path: Path) -> Iterator[None]:
-    settings.PILAR_DECLARATION_DIR = tmp_path / "declarations"
-    yield
 
 
 @pytest.fixture
@@ -99,8 +91,9 @@ def test_a_valid_file_is_validated_with_a_statement_then_posted_to_work_historie
     snapshot = parameter_snapshot(on=period)
     days_in_month = period_bounds(period)[2]
     expected = [
-        line_contribution(WorkerLine(Decimal(sbc), days, absence), parameters=snapshot,
-                          period_days=days_in_month)
+        line_contribution(
+            WorkerLine(Decimal(sbc), days, absence), parameters=snapshot, period_days=days_in_month
+        )
         for sbc, days, absence in (("500.00", 30, 0), ("1200.50", 30, 0), ("500.00", 28, 2))
     ]
     assert declaration.employer_total == sum(e.employer_total for e in expected)
@@ -134,8 +127,12 @@ def test_the_original_file_is_kept_and_the_same_file_is_recognised(clerk: Actor)
     stored = Path(services.declaration_dir(), first.file_path)
     assert stored.read_bytes() == data
     again, created = services.declaration_submit(
-        actor=clerk, employer_id=s.employer.pk, period=last_month(), kind="normal",
-        file_name="copy.csv", data=data,
+        actor=clerk,
+        employer_id=s.employer.pk,
+        period=last_month(),
+        kind="normal",
+        file_name="copy.csv",
+        data=data,
     )
     assert created is False
     assert again.pk == first.pk
@@ -145,13 +142,21 @@ def test_the_original_file_is_kept_and_the_same_file_is_recognised(clerk: Actor)
 def test_a_second_upload_while_the_first_is_processing_is_refused(clerk: Actor) -> None:
     s = shop(workers=2)
     services.declaration_submit(
-        actor=clerk, employer_id=s.employer.pk, period=last_month(), kind="normal",
-        file_name="a.csv", data=csv_file(line(s.workers[0])),
+        actor=clerk,
+        employer_id=s.employer.pk,
+        period=last_month(),
+        kind="normal",
+        file_name="a.csv",
+        data=csv_file(line(s.workers[0])),
     )
     with pytest.raises(Conflict):
         services.declaration_submit(
-            actor=clerk, employer_id=s.employer.pk, period=last_month(), kind="normal",
-            file_name="b.csv", data=csv_file(line(s.workers[1])),
+            actor=clerk,
+            employer_id=s.employer.pk,
+            period=last_month(),
+            kind="normal",
+            file_name="b.csv",
+            data=csv_file(line(s.workers[1])),
         )
     assert Declaration.objects.count() == 1
 
@@ -161,14 +166,22 @@ def test_a_period_already_posted_takes_corrections_only(clerk: Actor) -> None:
     confirm_and_post(clerk, submit(clerk, s.employer.pk, csv_file(line(s.workers[0]))))
     with pytest.raises(Conflict):
         services.declaration_submit(
-            actor=clerk, employer_id=s.employer.pk, period=last_month(), kind="normal",
-            file_name="again.csv", data=csv_file(line(s.workers[0], days=29)),
+            actor=clerk,
+            employer_id=s.employer.pk,
+            period=last_month(),
+            kind="normal",
+            file_name="again.csv",
+            data=csv_file(line(s.workers[0], days=29)),
         )
     other = shop(workers=1)
     with pytest.raises(Conflict):  # nothing posted to correct
         services.declaration_submit(
-            actor=clerk, employer_id=other.employer.pk, period=last_month(),
-            kind="complementary", file_name="c.csv", data=csv_file(line(other.workers[0])),
+            actor=clerk,
+            employer_id=other.employer.pk,
+            period=last_month(),
+            kind="complementary",
+            file_name="c.csv",
+            data=csv_file(line(other.workers[0])),
         )
 
 
@@ -186,8 +199,12 @@ def test_closed_future_or_malformed_periods_are_refused(
     s = shop(workers=1)
     with pytest.raises(ValidationFailed) as raised:
         services.declaration_submit(
-            actor=clerk, employer_id=s.employer.pk, period=period, kind="normal",
-            file_name="a.csv", data=csv_file(line(s.workers[0])),
+            actor=clerk,
+            employer_id=s.employer.pk,
+            period=period,
+            kind="normal",
+            file_name="a.csv",
+            data=csv_file(line(s.workers[0])),
         )
     assert raised.value.field_errors["period"][0].code == code
     assert not Declaration.objects.exists()
@@ -197,8 +214,12 @@ def test_only_declaring_roles_submit_and_an_employer_only_for_itself(clerk: Acto
     s = shop(workers=1)
     with pytest.raises(PermissionDenied):
         services.declaration_submit(
-            actor=actor("registrar"), employer_id=s.employer.pk, period=last_month(),
-            kind="normal", file_name="a.csv", data=csv_file(line(s.workers[0])),
+            actor=actor("registrar"),
+            employer_id=s.employer.pk,
+            period=last_month(),
+            kind="normal",
+            file_name="a.csv",
+            data=csv_file(line(s.workers[0])),
         )
     other = shop(workers=1)
     portal = Actor.for_employer_user(clerk.user, employer_id=other.employer.pk)  # type: ignore[arg-type]
@@ -206,8 +227,12 @@ def test_only_declaring_roles_submit_and_an_employer_only_for_itself(clerk: Acto
 
     with pytest.raises(NotFound):
         services.declaration_submit(
-            actor=portal, employer_id=s.employer.pk, period=last_month(), kind="normal",
-            file_name="a.csv", data=csv_file(line(s.workers[0])),
+            actor=portal,
+            employer_id=s.employer.pk,
+            period=last_month(),
+            kind="normal",
+            file_name="a.csv",
+            data=csv_file(line(s.workers[0])),
         )
 
 
@@ -217,8 +242,11 @@ def test_only_declaring_roles_submit_and_an_employer_only_for_itself(clerk: Acto
 def test_every_row_rule_reports_row_column_and_code(clerk: Actor) -> None:
     s = shop(workers=4)
     a, b, c, d = s.workers
-    stranger, stranger_curp = person_with_curp(
-        given_names="Pedro", paternal_surname="Sánchez", maternal_surname="Mora", sex="M",
+    _stranger, stranger_curp = person_with_curp(
+        given_names="Pedro",
+        paternal_surname="Sánchez",
+        maternal_surname="Mora",
+        sex="M",
         birth_date=datetime.date(1990, 1, 1),
     )
     period = last_month()
@@ -304,7 +332,10 @@ def test_hire_creates_the_employment_and_days_are_bounded_by_it(clerk: Actor) ->
     s = shop(workers=1)
     period = last_month()
     newcomer, curp = person_with_curp(
-        given_names="Lucía", paternal_surname="Ramos", maternal_surname="Vega", sex="F",
+        given_names="Lucía",
+        paternal_surname="Ramos",
+        maternal_surname="Vega",
+        sex="F",
         birth_date=datetime.date(1999, 3, 3),
     )
     hire_day = period.replace(day=20)
@@ -363,15 +394,15 @@ def test_complementary_declaration_supersedes_only_its_workers(clerk: Actor) -> 
     s = shop(workers=2)
     a, b = s.workers
     first = confirm_and_post(clerk, submit(clerk, s.employer.pk, csv_file(line(a), line(b))))
-    correction = submit(
-        clerk, s.employer.pk, csv_file(line(a, sbc="650.00")), kind="complementary"
-    )
+    correction = submit(clerk, s.employer.pk, csv_file(line(a, sbc="650.00")), kind="complementary")
     assert correction.status == DeclarationStatus.VALIDATED
     old_a = ContributionRecord.objects.get(declaration=first, person=a.person)
     # What is due is the difference with the record it replaces.
     assert correction.total_due == (
-        correction.employer_total + correction.worker_total
-        - old_a.employer_total - old_a.worker_total
+        correction.employer_total
+        + correction.worker_total
+        - old_a.employer_total
+        - old_a.worker_total
     )
     confirm_and_post(clerk, correction)
     old_a.refresh_from_db()
@@ -394,10 +425,12 @@ def test_replacement_declaration_supersedes_every_line_of_the_month(clerk: Actor
     assert replacement.status == DeclarationStatus.POSTED
     in_force = ContributionRecord.objects.filter(superseded_at__isnull=True)
     assert list(in_force.values_list("person_id", "days")) == [(a.person.pk, 15)]
-    assert ContributionRecord.objects.filter(declaration=first, superseded_by=replacement).count() == 2
+    assert (
+        ContributionRecord.objects.filter(declaration=first, superseded_by=replacement).count() == 2
+    )
 
 
-# --- Posting is all or nothing ---------------------------------------------------------------------
+# --- Posting is all or nothing -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("crash_at", ["superseded", "inserted", "movements", "done"])
@@ -427,10 +460,15 @@ def test_a_crash_during_posting_leaves_nothing_and_the_job_runs_again(
     assert correction.status in (DeclarationStatus.CONFIRMED, DeclarationStatus.POSTING)
     # Nothing of the correction is visible: the first declaration's records are all in force.
     assert ContributionRecord.objects.filter(declaration=correction).count() == 0
-    assert ContributionRecord.objects.filter(declaration=first, superseded_at__isnull=True).count() == 2
+    assert (
+        ContributionRecord.objects.filter(declaration=first, superseded_at__isnull=True).count()
+        == 2
+    )
     assert Employment.objects.get(person=a.person, employer=s.employer).end_date is None
+    assert correction.job_id is not None
     job = Job.objects.get(pk=correction.job_id)
-    assert job.status == JobStatus.QUEUED and "simulated crash" in job.error
+    assert job.status == JobStatus.QUEUED
+    assert "simulated crash" in job.error
 
     monkeypatch.setattr(services, "_posting_checkpoint", None)
     jobs.run_pending()
@@ -447,8 +485,12 @@ def test_a_validation_job_interrupted_after_staging_starts_clean(clerk: Actor) -
     s = shop(workers=2)
     data = csv_file(line(s.workers[0]), line(s.workers[1]))
     declaration, _ = services.declaration_submit(
-        actor=clerk, employer_id=s.employer.pk, period=last_month(), kind="normal",
-        file_name="a.csv", data=data,
+        actor=clerk,
+        employer_id=s.employer.pk,
+        period=last_month(),
+        kind="normal",
+        file_name="a.csv",
+        data=data,
     )
     services.declaration_validate(declaration_id=declaration.pk)
     # Simulate a worker that died after staging: the status goes back to validating.
@@ -471,13 +513,12 @@ def test_overlapping_employers_count_weeks_once(clerk: Actor) -> None:
     worker = first.workers[0]
     second_employer_shop = shop(workers=0)
     Employment.objects.create(
-        person=worker.person, employer=second_employer_shop.employer,
+        person=worker.person,
+        employer=second_employer_shop.employer,
         start_date=datetime.date(2021, 1, 1),
     )
     confirm_and_post(clerk, submit(clerk, first.employer.pk, csv_file(line(worker))))
-    confirm_and_post(
-        clerk, submit(clerk, second_employer_shop.employer.pk, csv_file(line(worker)))
-    )
+    confirm_and_post(clerk, submit(clerk, second_employer_shop.employer.pk, csv_file(line(worker))))
     history = work_history_of(worker.person.pk)
     assert len(history.lines) == 2
     assert history.counted_days == 30

@@ -157,7 +157,8 @@ class Command(BaseCommand):
             portal_lines = [
                 "",
                 f"  Employer portal: http://{options['host']}:{options['port']}/portal/",
-                f"    RFC {employer.rfc}  password {DEMO_EMPLOYER_PASSWORD}  ({employer.legal_name})",
+                f"    RFC {employer.rfc}  password {DEMO_EMPLOYER_PASSWORD}",
+                f"    ({employer.legal_name})",
                 f"    Upload {contributions.file_with_errors} to read a validation report,",
                 f"    then {contributions.ready_file} to confirm and post it.",
             ]
