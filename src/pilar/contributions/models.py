@@ -265,9 +265,20 @@ class DeclarationLine(LineFields):
     """A valid line of a validated declaration, staged for posting (lines with errors are in the
     report, not here). Written in bulk by the validation job; read by posting."""
 
-    declaration = models.ForeignKey(Declaration, related_name="lines", on_delete=models.CASCADE)
+    # Staging is written a million rows at a time: no database foreign keys (the validation job
+    # has just read these persons from the registry, and posting copies them into
+    # ContributionRecord, whose person key is enforced) and no index but the declaration's.
+    declaration = models.ForeignKey(
+        Declaration, related_name="lines", on_delete=models.CASCADE, db_constraint=False
+    )
     row = models.PositiveIntegerField()
-    person = models.ForeignKey("registry.Person", related_name="+", on_delete=models.PROTECT)
+    person = models.ForeignKey(
+        "registry.Person",
+        related_name="+",
+        on_delete=models.PROTECT,
+        db_constraint=False,
+        db_index=False,
+    )
     worker_id = models.CharField(max_length=18)
     movement = models.CharField(max_length=15, choices=Movement.choices, blank=True)
     movement_date = models.DateField(null=True, blank=True)
@@ -275,12 +286,9 @@ class DeclarationLine(LineFields):
     covered_to = models.DateField()
 
     class Meta:
+        # One line per worker is the validation's rule (duplicate_worker); posting relies on
+        # ContributionRecord's unique in-force record instead of a second unique index here.
         ordering = ["declaration", "row"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["declaration", "person"], name="contrib_line_worker_once"
-            ),
-        ]
 
 
 class ContributionRecord(LineFields):
@@ -288,14 +296,28 @@ class ContributionRecord(LineFields):
     supersedes it (``superseded_by``) rather than changing it, so what was declared, when and by
     whom stays readable."""
 
+    # A posting inserts up to a million records in one statement, so the table carries only the
+    # keys and indexes it needs: the person key is enforced by the database (a record never
+    # points at no one); the employer and the declarations are the same for the whole posting,
+    # written by the service from the declaration row it holds locked, and protected from
+    # deletion by the ORM (PROTECT), so they are not re-checked a million times at commit.
     person = models.ForeignKey(
-        "registry.Person", related_name="contribution_records", on_delete=models.PROTECT
+        "registry.Person",
+        related_name="contribution_records",
+        on_delete=models.PROTECT,
+        db_index=False,  # the (person, period) index serves person lookups
     )
     employer = models.ForeignKey(
-        "registry.Employer", related_name="contribution_records", on_delete=models.PROTECT
+        "registry.Employer",
+        related_name="contribution_records",
+        on_delete=models.PROTECT,
+        db_constraint=False,
+        db_index=False,  # the (employer, period) index serves employer lookups
     )
     period = models.DateField(_("period"))
-    declaration = models.ForeignKey(Declaration, related_name="records", on_delete=models.PROTECT)
+    declaration = models.ForeignKey(
+        Declaration, related_name="records", on_delete=models.PROTECT, db_constraint=False
+    )
     row = models.PositiveIntegerField()
     # The days of the month the record covers (contiguous from the later of the month's first
     # day and the hire date): how overlapping employments are counted once toward weeks.
@@ -308,6 +330,8 @@ class ContributionRecord(LineFields):
         blank=True,
         related_name="superseded_records",
         on_delete=models.PROTECT,
+        db_constraint=False,
+        db_index=False,
     )
     superseded_at = models.DateTimeField(null=True, blank=True)
 
@@ -323,7 +347,6 @@ class ContributionRecord(LineFields):
         indexes = [
             models.Index(fields=["person", "period"], name="contrib_record_person"),
             models.Index(fields=["employer", "period"], name="contrib_record_employer"),
-            models.Index(fields=["declaration"], name="contrib_record_declaration"),
         ]
 
 
