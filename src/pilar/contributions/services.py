@@ -284,7 +284,9 @@ def declaration_validate(*, declaration_id: int, job_id: int | None = None) -> D
     for offset in range(0, rows.height, BATCH_ROWS):
         with transaction.atomic():
             stored += bulk.frame_insert(
-                DeclarationLine._meta.db_table, rows.slice(offset, BATCH_ROWS)
+                DeclarationLine._meta.db_table,
+                rows.slice(offset, BATCH_ROWS),
+                float_precision=2,
             )
         _progress(declaration_id, "staging", stored, rows.height, job_id)
     max_issues = getattr(settings, "PILAR_DECLARATION_MAX_ISSUES", 100_000)
@@ -450,6 +452,10 @@ def declaration_post(*, declaration_id: int, job_id: int | None = None) -> Decla
         if declaration.status not in (DeclarationStatus.CONFIRMED, DeclarationStatus.POSTING):
             raise Conflict(_("Only a confirmed declaration can be posted."))
         lines = DeclarationLine.objects.filter(declaration_id=declaration.pk)
+        if lines.count() != declaration.worker_count:
+            # The staging table is unlogged (migration 0007): a database crash empties it.
+            # The original file is kept, so validate it again; the employer confirms again.
+            return _revalidate(declaration)
         in_force = ContributionRecord.objects.filter(
             employer_id=declaration.employer_id,
             period=declaration.period,
@@ -496,6 +502,24 @@ def declaration_post(*, declaration_id: int, job_id: int | None = None) -> Decla
         )
         _checkpoint("done")
     allocate_payments(employer_id=declaration.employer_id)
+    return declaration
+
+
+def _revalidate(declaration: Declaration) -> Declaration:
+    declaration.status = DeclarationStatus.RECEIVED
+    declaration.stage = "queued"
+    declaration.job = jobs.enqueue(VALIDATE_JOB, declaration_id=declaration.pk)
+    declaration.save(update_fields=["status", "stage", "job"])
+    AuditEvent.objects.create(
+        actor=None,
+        actor_label="system",
+        channel="bulk",
+        action="revalidate",
+        entity_type="declaration",
+        entity_id=str(declaration.pk),
+        changes={"status": [DeclarationStatus.CONFIRMED, DeclarationStatus.RECEIVED]},
+        note="staged lines missing at posting (database restart); validating the file again",
+    )
     return declaration
 
 

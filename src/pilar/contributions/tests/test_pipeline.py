@@ -522,3 +522,18 @@ def test_overlapping_employers_count_weeks_once(clerk: Actor) -> None:
     history = work_history_of(worker.person.pk)
     assert len(history.lines) == 2
     assert history.counted_days == 30
+
+
+def test_posting_with_lost_staging_validates_the_kept_file_again(clerk: Actor) -> None:
+    s = shop(workers=2)
+    declaration = submit(clerk, s.employer.pk, csv_file(line(s.workers[0]), line(s.workers[1])))
+    services.declaration_confirm(actor=clerk, declaration_id=declaration.pk)
+    # What a PostgreSQL crash does to the unlogged staging table.
+    DeclarationLine.objects.filter(declaration=declaration).delete()
+    jobs.run_pending()
+    declaration.refresh_from_db()
+    assert not ContributionRecord.objects.filter(declaration=declaration).exists()
+    assert declaration.status == DeclarationStatus.VALIDATED
+    assert DeclarationLine.objects.filter(declaration=declaration).count() == 2
+    assert confirm_and_post(clerk, declaration).status == DeclarationStatus.POSTED
+    assert ContributionRecord.objects.filter(declaration=declaration).count() == 2
