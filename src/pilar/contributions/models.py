@@ -9,6 +9,7 @@ code, ``valid_to >= valid_from``, and triggers refusing overlapping periods — 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -230,13 +231,22 @@ class Movement(models.TextChoices):
     SALARY_CHANGE = "salary_change", _("Salary change (modificación)")
 
 
-class LineFields(models.Model):
-    """What a staged line and a contribution record share: the declared days and SBC, the base
-    after floor and cap, and the 15 shares in pesos."""
+# Money of a line: the declared SBC, the base after floor and cap, the 15 shares, the totals.
+MONEY_FIELDS = ("daily_salary", "base", *SHARE_FIELDS, "employer_total", "worker_total")
 
+
+class DayFields(models.Model):
     days = models.PositiveSmallIntegerField(_("days"))
     absence_days = models.PositiveSmallIntegerField(_("absence days"), default=0)
     incapacity_days = models.PositiveSmallIntegerField(_("incapacity days"), default=0)
+
+    class Meta:
+        abstract = True
+
+
+class LineFields(DayFields):
+    """A contribution record's days and money in pesos (decimal)."""
+
     daily_salary = models.DecimalField(_("daily salary (SBC)"), max_digits=12, decimal_places=2)
     base = models.DecimalField(_("contribution base"), max_digits=12, decimal_places=2)
     sm_fixed_er = _money()
@@ -261,9 +271,17 @@ class LineFields(models.Model):
         abstract = True
 
 
-class DeclarationLine(LineFields):
+def _cents() -> models.BigIntegerField:
+    return models.BigIntegerField(default=0)
+
+
+class DeclarationLine(DayFields):
     """A valid line of a validated declaration, staged for posting (lines with errors are in the
-    report, not here). Written in bulk by the validation job; read by posting."""
+    report, not here). Written in bulk by the validation job; read by posting.
+
+    Money is kept in integer centavos here (``<name>_cents``; the pesos are properties with the
+    record's names): a million lines load twice as fast without PostgreSQL parsing 19 decimal
+    columns, and posting turns them into pesos in its one INSERT … SELECT."""
 
     # Staging is written a million rows at a time: no database foreign keys (the validation job
     # has just read these persons from the registry, and posting copies them into
@@ -284,11 +302,50 @@ class DeclarationLine(LineFields):
     movement_date = models.DateField(null=True, blank=True)
     covered_from = models.DateField()
     covered_to = models.DateField()
+    daily_salary_cents = _cents()
+    base_cents = _cents()
+    sm_fixed_er_cents = _cents()
+    sm_excess_er_cents = _cents()
+    sm_excess_wk_cents = _cents()
+    sm_cash_er_cents = _cents()
+    sm_cash_wk_cents = _cents()
+    sm_pens_er_cents = _cents()
+    sm_pens_wk_cents = _cents()
+    dl_er_cents = _cents()
+    dl_wk_cents = _cents()
+    wr_er_cents = _cents()
+    cc_er_cents = _cents()
+    ret_er_cents = _cents()
+    cv_er_cents = _cents()
+    cv_wk_cents = _cents()
+    hou_er_cents = _cents()
+    employer_total_cents = _cents()
+    worker_total_cents = _cents()
 
     class Meta:
         # One line per worker is the validation's rule (duplicate_worker); posting relies on
         # ContributionRecord's unique in-force record instead of a second unique index here.
         ordering = ["declaration", "row"]
+
+    def pesos(self, name: str) -> Decimal:
+        """A money field in pesos, by the record's name (``daily_salary``, ``cv_er``, …)."""
+        return Decimal(getattr(self, f"{name}_cents")).scaleb(-2)
+
+    @property
+    def daily_salary(self) -> Decimal:
+        return self.pesos("daily_salary")
+
+    @property
+    def base(self) -> Decimal:
+        return self.pesos("base")
+
+    @property
+    def employer_total(self) -> Decimal:
+        return self.pesos("employer_total")
+
+    @property
+    def worker_total(self) -> Decimal:
+        return self.pesos("worker_total")
 
 
 class ContributionRecord(LineFields):
@@ -297,14 +354,16 @@ class ContributionRecord(LineFields):
     whom stays readable."""
 
     # A posting inserts up to a million records in one statement, so the table carries only the
-    # keys and indexes it needs: the person key is enforced by the database (a record never
-    # points at no one); the employer and the declarations are the same for the whole posting,
-    # written by the service from the declaration row it holds locked, and protected from
-    # deletion by the ORM (PROTECT), so they are not re-checked a million times at commit.
+    # indexes it needs and no per-row foreign-key triggers (checked at commit, they cost 6 s a
+    # million rows): posting checks that every person exists with one anti-join in its
+    # transaction; the employer and the declarations are the same for the whole posting,
+    # written from the declaration row the service holds locked. Persons, employers and
+    # declarations are never deleted (PROTECT; no service deletes them).
     person = models.ForeignKey(
         "registry.Person",
         related_name="contribution_records",
         on_delete=models.PROTECT,
+        db_constraint=False,
         db_index=False,  # the (person, period) index serves person lookups
     )
     employer = models.ForeignKey(

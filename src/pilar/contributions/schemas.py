@@ -216,9 +216,8 @@ def line_document(line: DeclarationLine | ContributionRecord) -> dict[str, Any]:
     """A staged line or, once posted, a contribution record, in one shape."""
     shares: dict[str, dict[str, Decimal]] = {}
     for name, branch, side in SHARE_COLUMNS:
-        shares.setdefault(branch, {"employer": Decimal(0), "worker": Decimal(0)})[side] += getattr(
-            line, name
-        )
+        amount = line.pesos(name) if isinstance(line, DeclarationLine) else getattr(line, name)
+        shares.setdefault(branch, {"employer": Decimal(0), "worker": Decimal(0)})[side] += amount
     if isinstance(line, DeclarationLine):
         declared: dict[str, Any] = {
             "worker_id": line.worker_id,

@@ -34,8 +34,8 @@ from django.utils.translation import gettext as _
 
 from pilar.contributions import fileformat, validation
 from pilar.contributions.models import (
+    MONEY_FIELDS,
     PROCESSING_STATUSES,
-    SHARE_FIELDS,
     BankImport,
     ContributionRecord,
     Declaration,
@@ -56,7 +56,13 @@ from pilar.core.audit import audit_record
 from pilar.core.errors import Conflict, FieldErrors, NotFound, ValidationFailed
 from pilar.core.models import AuditEvent
 from pilar.core.roles import Perm
-from pilar.registry.models import Employer, EmployerStatus, Employment, EmploymentSalary
+from pilar.registry.models import (
+    Employer,
+    EmployerStatus,
+    Employment,
+    EmploymentSalary,
+    Person,
+)
 
 VALIDATE_JOB = "contributions.validate"
 POST_JOB = "contributions.post"
@@ -284,9 +290,7 @@ def declaration_validate(*, declaration_id: int, job_id: int | None = None) -> D
     for offset in range(0, rows.height, BATCH_ROWS):
         with transaction.atomic():
             stored += bulk.frame_insert(
-                DeclarationLine._meta.db_table,
-                rows.slice(offset, BATCH_ROWS),
-                float_precision=2,
+                DeclarationLine._meta.db_table, rows.slice(offset, BATCH_ROWS)
             )
         _progress(declaration_id, "staging", stored, rows.height, job_id)
     max_issues = getattr(settings, "PILAR_DECLARATION_MAX_ISSUES", 100_000)
@@ -418,19 +422,8 @@ def _checkpoint(name: str) -> None:
         _posting_checkpoint(name)
 
 
-RECORD_COLUMNS = (
-    "days",
-    "absence_days",
-    "incapacity_days",
-    "daily_salary",
-    "base",
-    *SHARE_FIELDS,
-    "employer_total",
-    "worker_total",
-    "row",
-    "covered_from",
-    "covered_to",
-)
+# Columns copied unchanged from a staged line to its record; money goes from centavos to pesos.
+RECORD_COLUMNS = ("days", "absence_days", "incapacity_days", "row", "covered_from", "covered_to")
 
 
 def declaration_post(*, declaration_id: int, job_id: int | None = None) -> Declaration:
@@ -467,19 +460,33 @@ def declaration_post(*, declaration_id: int, job_id: int | None = None) -> Decla
         superseded = in_force.update(superseded_by=declaration, superseded_at=posted_at)
         _checkpoint("superseded")
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(name) for name in RECORD_COLUMNS)
-        table = quote(ContributionRecord._meta.db_table)
+        staged = quote(DeclarationLine._meta.db_table)
         with connection.cursor() as cursor:
+            # Every person must exist: one anti-join instead of a foreign-key check per row.
             cursor.execute(
-                f"INSERT INTO {table} (person_id, employer_id, period, declaration_id, "  # noqa: S608
-                f"posted_at, {columns}) "
-                f"SELECT person_id, %s, %s, declaration_id, %s, {columns} "
-                f"FROM {quote(DeclarationLine._meta.db_table)} WHERE declaration_id = %s",
+                f"SELECT COUNT(*) FROM {staged} l LEFT JOIN {quote(Person._meta.db_table)} p "  # noqa: S608
+                "ON p.id = l.person_id WHERE l.declaration_id = %s AND p.id IS NULL",
+                [declaration.pk],
+            )
+            missing = cursor.fetchone()
+            if missing and missing[0]:
+                raise Conflict(_("A declared person no longer exists in the registry."))
+            columns = [*RECORD_COLUMNS, *MONEY_FIELDS]
+            values = [quote(c) for c in RECORD_COLUMNS] + [
+                f"{quote(f'{name}_cents')} / 100.0" for name in MONEY_FIELDS
+            ]
+            cursor.execute(
+                f"INSERT INTO {quote(ContributionRecord._meta.db_table)} "  # noqa: S608
+                "(person_id, employer_id, period, declaration_id, posted_at, "
+                f"{', '.join(quote(c) for c in columns)}) "
+                f"SELECT person_id, %s, %s, declaration_id, %s, {', '.join(values)} "
+                f"FROM {staged} WHERE declaration_id = %s",
                 [declaration.employer_id, declaration.period, posted_at, declaration.pk],
             )
             inserted = cursor.rowcount
         _checkpoint("inserted")
-        movements = _apply_movements(declaration, posted_at)
+        has_movements = (declaration.branch_totals or {}).get("movements", 1) > 0
+        movements = _apply_movements(declaration, posted_at) if has_movements else 0
         _checkpoint("movements")
         declaration.status = DeclarationStatus.POSTED
         declaration.posted_at = posted_at

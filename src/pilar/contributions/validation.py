@@ -292,12 +292,6 @@ def employments_lookup(employer_id: int, start: datetime.date, end: datetime.dat
     )
 
 
-def _pesos(column: str) -> pl.Expr:
-    # Written with two decimals by ``bulk.frame_insert(float_precision=2)``: exact (see there),
-    # and a third of the cost of formatting the text ourselves.
-    return pl.col(column) / 100
-
-
 def validate(
     parsed: fileformat.ParsedFile,
     *,
@@ -647,12 +641,13 @@ def statement_of(lines: pl.DataFrame) -> dict[str, Any]:
         "employer": int(sums["_employer"] or 0),
         "worker": int(sums["_worker"] or 0),
         "branches": branches,
+        # Hires, separations and salary changes to apply when posting.
+        "movements": lines.filter(pl.col("movement").fill_null("") != "").height,
     }
 
 
 def line_rows_for_insert(lines: pl.DataFrame, declaration_id: int) -> pl.DataFrame:
-    """Staged lines in ``contributions_declarationline``'s columns, money in pesos (insert
-    with ``float_precision=2``)."""
+    """Staged lines in ``contributions_declarationline``'s columns, money in centavos."""
     share_columns = [name for name, _b, _s in bulk_calculation.SHARE_COLUMNS]
     return lines.select(
         pl.lit(declaration_id).alias("declaration_id"),
@@ -666,9 +661,9 @@ def line_rows_for_insert(lines: pl.DataFrame, declaration_id: int) -> pl.DataFra
         "days",
         "absence_days",
         "incapacity_days",
-        _pesos("salary_cents").alias("daily_salary"),
-        _pesos("base_cents").alias("base"),
-        *[_pesos(name).alias(name) for name in share_columns],
-        _pesos("employer_total_cents").alias("employer_total"),
-        _pesos("worker_total_cents").alias("worker_total"),
+        pl.col("salary_cents").alias("daily_salary_cents"),
+        "base_cents",
+        *[pl.col(name).alias(f"{name}_cents") for name in share_columns],
+        "employer_total_cents",
+        "worker_total_cents",
     )

@@ -21,11 +21,9 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def frame_insert(table: str, frame: pl.DataFrame, *, float_precision: int | None = None) -> int:
+def frame_insert(table: str, frame: pl.DataFrame) -> int:
     """Insert every row of ``frame`` into ``table`` (columns by name). Runs in the caller's
-    transaction; returns the number of rows. ``float_precision`` writes float columns with that
-    many decimals (money computed in centavos and divided by 100: exact for any amount below
-    10^13 pesos, since the float's error is far below half a centavo)."""
+    transaction; returns the number of rows."""
     if frame.height == 0:
         return 0
     quote = connection.ops.quote_name
@@ -33,12 +31,7 @@ def frame_insert(table: str, frame: pl.DataFrame, *, float_precision: int | None
     table = quote(table)
     connection.ensure_connection()
     if is_postgresql():
-        data = frame.write_csv(
-            include_header=False,
-            null_value="",
-            quote_style="necessary",
-            float_precision=float_precision,
-        )
+        data = frame.write_csv(include_header=False, null_value="", quote_style="necessary")
         raw = connection.connection
         with (
             raw.cursor() as cursor,
@@ -48,8 +41,6 @@ def frame_insert(table: str, frame: pl.DataFrame, *, float_precision: int | None
         return frame.height
     placeholders = ", ".join("?" for _ in frame.columns)
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
-    if float_precision is not None:
-        frame = frame.with_columns(pl.selectors.float().round(float_precision))
     converted = frame.with_columns(
         # sqlite3 takes dates and decimals as text; Polars hands them over as Python objects.
         [
