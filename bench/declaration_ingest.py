@@ -782,7 +782,12 @@ def _phase_orm(arguments: dict[str, Any]) -> dict[str, Any]:
     from django.db import transaction
     from django.utils import timezone
 
-    from pilar.contributions.models import ContributionRecord, Declaration, DeclarationLine
+    from pilar.contributions.models import (
+        MONEY_FIELDS,
+        ContributionRecord,
+        Declaration,
+        DeclarationLine,
+    )
     from pilar.contributions.services import RECORD_COLUMNS
 
     declaration = Declaration.objects.get(pk=arguments["declaration_id"])
@@ -806,6 +811,7 @@ def _phase_orm(arguments: dict[str, Any]) -> dict[str, Any]:
                 declaration_id=declaration.pk,
                 posted_at=posted_at,
                 **{name: getattr(line, name) for name in RECORD_COLUMNS},
+                **{name: line.pesos(name) for name in MONEY_FIELDS},
             )
             for line in lines.iterator(chunk_size=ORM_BATCH_SIZE)
         ]
