@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -486,7 +485,7 @@ def declaration_post(*, declaration_id: int, job_id: int | None = None) -> Decla
             inserted = cursor.rowcount
         _checkpoint("inserted")
         has_movements = (declaration.branch_totals or {}).get("movements", 1) > 0
-        movements = _apply_movements(declaration, posted_at) if has_movements else 0
+        movements = _apply_movements(declaration) if has_movements else 0
         _checkpoint("movements")
         declaration.status = DeclarationStatus.POSTED
         declaration.posted_at = posted_at
@@ -530,7 +529,7 @@ def _revalidate(declaration: Declaration) -> Declaration:
     return declaration
 
 
-def _apply_movements(declaration: Declaration, when: datetime.datetime) -> int:
+def _apply_movements(declaration: Declaration) -> int:
     """Hires create employments (with the declared SBC), separations end them, salary changes
     add a salary from their date. A declaration carries few movements, so this goes row by row,
     with an audit event for each change."""
@@ -595,7 +594,6 @@ def _apply_movements(declaration: Declaration, when: datetime.datetime) -> int:
             note=f"declaration {declaration.pk} row {line.row}",
         )
         count += 1
-    _ = when
     return count
 
 
@@ -697,15 +695,6 @@ def allocate_payments(*, employer_id: int) -> int:
                 free -= amount
                 made += 1
         return made
-
-
-def issues_params(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return dict(json.loads(raw))
-    except (TypeError, ValueError):
-        return {}
 
 
 BANK_COLUMNS = {
