@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from pilar.contributions import fileformat, validation
@@ -215,7 +216,10 @@ def declaration_submit(
             stage="queued",
             due_date=validation.due_date(period),
         )
-        declaration.job = jobs.enqueue(VALIDATE_JOB, declaration_id=declaration.pk)
+        # A whole-file rejection is worded by the job: in the language of whoever uploaded.
+        declaration.job = jobs.enqueue(
+            VALIDATE_JOB, declaration_id=declaration.pk, language=get_language()
+        )
         declaration.save(update_fields=["job"])
         audit_record(
             actor=actor,

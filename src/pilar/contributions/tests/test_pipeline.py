@@ -537,3 +537,16 @@ def test_posting_with_lost_staging_validates_the_kept_file_again(clerk: Actor) -
     assert DeclarationLine.objects.filter(declaration=declaration).count() == 2
     assert confirm_and_post(clerk, declaration).status == DeclarationStatus.POSTED
     assert ContributionRecord.objects.filter(declaration=declaration).count() == 2
+
+
+def test_a_whole_file_rejection_is_worded_in_the_uploaders_language(clerk: Actor) -> None:
+    from django.utils import translation
+
+    s = shop(workers=1)
+    with translation.override("en"):
+        english = submit(clerk, s.employer.pk, b"curp,nombre\nX,Y\n")
+    with translation.override("es"):
+        spanish = submit(clerk, s.employer.pk, b"curp;nombre\nX;Y\n")
+    assert english.rejection_code == spanish.rejection_code == "missing_columns"
+    assert english.rejection_message.startswith("The required columns 'Paternal surname'")
+    assert spanish.rejection_message.startswith("Faltan las columnas obligatorias")
