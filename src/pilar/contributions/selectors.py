@@ -94,13 +94,7 @@ def declaration_issues(
         page=page,
         page_size=page_size,
     )
-    return Page(
-        items=[_issue_view(i) for i in result.items],
-        number=result.number,
-        page_size=result.page_size,
-        total=result.total,
-        total_is_exact=result.total_is_exact,
-    )
+    return result.map(_issue_view)
 
 
 def _issue_view(issue: DeclarationIssue) -> IssueView:
@@ -377,13 +371,7 @@ def non_filers(
         .order_by("-active_workers", "legal_name")
     )
     result = paginate(query, page=page, page_size=page_size)
-    return Page(
-        items=[NonFiler(e, e.active_workers) for e in result.items],
-        number=result.number,
-        page_size=result.page_size,
-        total=result.total,
-        total_is_exact=result.total_is_exact,
-    )
+    return result.map(lambda e: NonFiler(e, e.active_workers))
 
 
 def employer_workers(

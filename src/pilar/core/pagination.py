@@ -6,6 +6,7 @@ itself, so counts are capped: past ``count_cap`` the total is reported as "more 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -15,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from pilar.core.errors import ValidationFailed
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 MAX_PAGE_SIZE = 100
 
@@ -26,6 +28,16 @@ class Page(Generic[T]):
     page_size: int
     total: int
     total_is_exact: bool
+
+    def map(self, convert: Callable[[T], U]) -> Page[U]:
+        """The same page with each item converted (a model row into the view a caller shows)."""
+        return Page(
+            items=[convert(item) for item in self.items],
+            number=self.number,
+            page_size=self.page_size,
+            total=self.total,
+            total_is_exact=self.total_is_exact,
+        )
 
     @property
     def has_previous(self) -> bool:

@@ -128,24 +128,17 @@ def person_search(
             person_id__in=[p.pk for p in result.items], scheme=CURP, is_active=True
         ).values_list("person_id", "value")
     )
-    return Page(
-        items=[
-            PersonSummary(
-                id=p.pk,
-                full_name=p.full_name,
-                birth_date=p.birth_date,
-                sex=p.sex,
-                region=p.region,
-                status=p.status,
-                curp=curps.get(p.pk),
-                is_deceased=p.death_date is not None,
-            )
-            for p in result.items
-        ],
-        number=result.number,
-        page_size=result.page_size,
-        total=result.total,
-        total_is_exact=result.total_is_exact,
+    return result.map(
+        lambda p: PersonSummary(
+            id=p.pk,
+            full_name=p.full_name,
+            birth_date=p.birth_date,
+            sex=p.sex,
+            region=p.region,
+            status=p.status,
+            curp=curps.get(p.pk),
+            is_deceased=p.death_date is not None,
+        )
     )
 
 
