@@ -26,6 +26,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.schema import OpenAPISchema
 
+from pilar.benefits import api as benefits_api
 from pilar.contributions import api as contributions_api
 from pilar.core import api as core_api
 from pilar.core.api import (
@@ -177,6 +178,7 @@ api = PilarAPI(
 api.add_router("/v1/", core_api.router)
 api.add_router("/v1/", registry_api.router)
 api.add_router("/v1/", contributions_api.router)
+api.add_router("/v1/", benefits_api.router)
 
 
 @api.exception_handler(ApplicationError)

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "pilar.registry",
     "pilar.contributions",
     "pilar.portal",
+    "pilar.benefits",
 ]
 
 MIDDLEWARE = [

@@ -44,6 +44,15 @@ class Perm:
     DECLARATION_SUBMIT = "declaration.submit"
     ACCOUNT_VIEW = "account.view"
     PAYMENT_RECORD = "payment.record"
+    # Benefits: a claim is entered, adjudicated by the rules engine, and the decision approved
+    # or returned by a second officer (maker–checker) before an award exists.
+    CLAIM_VIEW = "claim.view"
+    CLAIM_ENTER = "claim.enter"
+    CLAIM_ADJUDICATE = "claim.adjudicate"
+    DECISION_APPROVE = "decision.approve"
+    AWARD_VIEW = "award.view"
+    # Previewing a parameter change on all awards and running a recalculation.
+    RECALCULATION_RUN = "recalculation.run"
 
 
 _REGISTRY_WRITE = {
@@ -62,7 +71,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Registrars enrol persons and employers and keep their master data current.
     Role.REGISTRAR: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.DECLARATION_VIEW}),
     # Benefits officers read the registry to decide claims; they do not edit master data.
-    Role.BENEFITS_OFFICER: frozenset({Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.ENROLMENT_MANAGE}),
+    # They enter and adjudicate claims; a decision needs a second officer's approval, which the
+    # services enforce (never the officer who made it).
+    Role.BENEFITS_OFFICER: frozenset(
+        {
+            Perm.PERSON_VIEW,
+            Perm.EMPLOYER_VIEW,
+            Perm.ENROLMENT_MANAGE,
+            Perm.CLAIM_VIEW,
+            Perm.CLAIM_ENTER,
+            Perm.CLAIM_ADJUDICATE,
+            Perm.DECISION_APPROVE,
+            Perm.AWARD_VIEW,
+            Perm.RECALCULATION_RUN,
+        }
+    ),
     # Case workers handle appeals and complaints: read access plus family ties, which cases
     # about dependants and survivors often correct.
     Role.CASE_WORKER: frozenset({Perm.PERSON_VIEW, Perm.EMPLOYER_VIEW, Perm.FAMILY_MANAGE}),
@@ -88,6 +111,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.STATISTICS_VIEW,
             Perm.DECLARATION_VIEW,
             Perm.ACCOUNT_VIEW,
+            Perm.CLAIM_VIEW,
+            Perm.AWARD_VIEW,
         }
     ),
     # Analysts work with aggregates and employer data, never with individual person records.
