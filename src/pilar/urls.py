@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("pilar.registry.urls")),
     path("", include("pilar.contributions.urls")),
     path("", include("pilar.contributions.account_urls")),
+    path("benefits/recalculation/", include("pilar.benefits.recalculation_urls")),
     path("benefits/", include("pilar.benefits.urls")),
     path("", include("pilar.core.urls")),
 ]

@@ -34,7 +34,9 @@ REGIONAL_ROLES = frozenset({Role.REGISTRAR, Role.CASE_WORKER, Role.BENEFITS_OFFI
 
 ROLE_SUMMARIES: dict[str, str] = {
     Role.REGISTRAR: "registers persons and employers and keeps their data current (Jalisco)",
-    Role.BENEFITS_OFFICER: "reads the registry to decide claims, manages enrolments (Jalisco)",
+    Role.BENEFITS_OFFICER: (
+        "enters and adjudicates claims; approves another officer's decisions (Jalisco)"
+    ),
     Role.CASE_WORKER: "reads the registry, corrects family ties for appeals (Jalisco)",
     Role.DATA_STEWARD: "corrects master data nationwide, sees who read what",
     Role.AUDITOR: "reads everything incl. the audit trail and access log; changes nothing",
@@ -44,8 +46,11 @@ ROLE_SUMMARIES: dict[str, str] = {
 }
 
 
-def demo_password(role: str) -> str:
-    return f"demo-{role}-2026"
+SECOND_BENEFITS_OFFICER = "benefits_checker"
+
+
+def demo_password(username: str) -> str:
+    return f"demo-{username}-2026"
 
 
 @dataclass(frozen=True)
@@ -67,23 +72,26 @@ def demo_accounts_ensure() -> list[DemoAccount]:
                 code=code, defaults={"name": name, "region": region}
             )
             offices[code] = office
-        for role in Role:
+        # Maker–checker needs two benefits officers: the second approves the first's decisions.
+        logins = [(role, role.value) for role in Role]
+        logins.append((Role.BENEFITS_OFFICER, SECOND_BENEFITS_OFFICER))
+        for role, username in logins:
             office = offices[REGIONAL_OFFICE[0] if role in REGIONAL_ROLES else CENTRAL_OFFICE[0]]
-            user = User.objects.filter(username=role.value).first() or User(username=role.value)
+            user = User.objects.filter(username=username).first() or User(username=username)
             user.first_name = "Demo"
             user.last_name = str(role.label)
-            user.email = f"{role.value}@demo.pilar.invalid"
+            user.email = f"{username}@demo.pilar.invalid"
             user.office = office
             user.is_active = True
             user.failed_login_count = 0
             user.locked_until = None
-            user.set_password(demo_password(role.value))
+            user.set_password(demo_password(username))
             user.save()
             # A demo account holds exactly its role, whatever was changed since the last run.
             RoleAssignment.objects.filter(user=user).exclude(role=role.value).delete()
             RoleAssignment.objects.get_or_create(user=user, role=role.value)
             accounts.append(
-                DemoAccount(user.username, demo_password(role.value), role.value, office.code)
+                DemoAccount(user.username, demo_password(username), role.value, office.code)
             )
         audit_record(
             actor=Actor.system("demo", roles=frozenset({Role.ADMINISTRATOR.value})),
@@ -150,6 +158,18 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Posted {contributions.declarations} declaration(s), "
             f"{contributions.records:,} contribution records."
+        )
+        from pilar.benefits.demo import demo_benefits
+
+        self.stdout.write("Deciding demo pension claims through the rules engine …")
+        benefits = demo_benefits(
+            maker=User.objects.get(username=Role.BENEFITS_OFFICER.value),
+            checker=User.objects.get(username=SECOND_BENEFITS_OFFICER),
+            region=REGIONAL_OFFICE[2],
+        )
+        self.stdout.write(
+            f"Entered {benefits.claims} claim(s): {benefits.awards} award(s), "
+            f"{benefits.denied} denial(s), {benefits.pending} awaiting a second officer."
         )
         portal_lines: list[str] = []
         if contributions.portal_employer is not None:
