@@ -258,12 +258,12 @@ class Command(BaseCommand):
     def _explain(self, options: dict[str, Any]) -> None:
         from pilar.benefits.explain import ExplainRequest, explain_person
 
-        declared: dict[str, str] = {}
+        declared: dict[str, Any] = {}
         for item in options["declare"]:
             name, equals, value = item.partition("=")
             if not equals or not name.strip():
                 raise CommandError(f"--declare takes NAME=VALUE, not {item!r}.")
-            declared[name.strip()] = value.strip()
+            declared[name.strip()] = _declared_value(value.strip())
         try:
             explained = explain_person(
                 ExplainRequest(
@@ -285,6 +285,21 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(explained.to_dict(), ensure_ascii=False, indent=2))
         else:
             self.stdout.write(explained.text)
+
+
+_YES = frozenset({"true", "yes", "si", "sí"})
+_NO = frozenset({"false", "no"})
+
+
+def _declared_value(text: str) -> Any:
+    """A declared fact as the claim form would send it: yes/no as a bool, anything else as the
+    text typed (the benefits app parses and checks it against the package's type)."""
+    lowered = text.lower()
+    if lowered in _YES:
+        return True
+    if lowered in _NO:
+        return False
+    return text
 
 
 def _date_argument(text: str) -> datetime.date:
