@@ -379,7 +379,14 @@ class _Run:
             unit=output.unit,
             label=output.label or table.label,
             reference=table.reference,
-            table={"name": table.name, "row": row.number, "line": row.line, "when": row.when},
+            table={
+                "name": table.name,
+                "row": row.number,
+                "line": row.line,
+                "when": row.when,
+                "source": table.source,
+                "needs_verification": table.needs_verification,
+            },
             children=children,
         )
         self.table_nodes[node.name] = explanation

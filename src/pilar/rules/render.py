@@ -173,6 +173,10 @@ def _step(node: Node, language: str) -> str:
             details.append(str(words["unverified"]))
     elif node.kind == "table" and node.table is not None:
         details.append(f"{words['table']} {node.table['name']}, {words['row']} {node.table['row']}")
+        if node.table.get("source"):
+            details.append(str(node.table["source"]))
+        if node.table.get("needs_verification"):
+            details.append(str(words["unverified"]))
     elif node.kind in ("formula", "cases") and node.formula:
         text += f" = {node.formula}"
     if node.kind == "cases" and node.case is not None and node.case.get("reference"):

@@ -243,6 +243,10 @@ class Table:
     location: str
     description: str | Label | None = None
     input_types: dict[str, TypeName] = field(default_factory=dict)
+    # Where the rows were published, and whether they still need checking against it: a
+    # table of the law is as much a published value as a parameter is.
+    source: str | None = None
+    needs_verification: bool = False
 
     def compile(self, input_types: Mapping[str, TypeName]) -> None:
         """Parse every cell against its input's type and refuse overlaps under ``unique``."""
@@ -307,9 +311,20 @@ def read_tables(document: YamlMap) -> list[Table]:
             spec,
             what,
             required=("label", "inputs", "outputs", "rows"),
-            optional=("reference", "hit_policy", "description"),
+            optional=("reference", "hit_policy", "description", "source", "needs_verification"),
         )
         reference = expect_reference(spec, what)
+        source = spec.get("source")
+        if source is not None and (not isinstance(source, str) or not source.strip()):
+            raise SchemeFileError(
+                {"problem": f"{what}: source must be text"}, location=spec.where("source")
+            )
+        needs_verification = spec.get("needs_verification", False)
+        if not isinstance(needs_verification, bool):
+            raise SchemeFileError(
+                {"problem": f"{what}: needs_verification must be true or false"},
+                location=spec.where("needs_verification"),
+            )
         hit_policy = expect_choice(
             spec.get("hit_policy", "unique"),
             HIT_POLICIES,
@@ -375,6 +390,8 @@ def read_tables(document: YamlMap) -> list[Table]:
                 outputs=outputs,
                 rows=tuple(rows),
                 location=spec.where(),
+                source=source,
+                needs_verification=needs_verification,
                 description=(
                     expect_description(
                         spec["description"], f"{what}: description", spec.where("description")

@@ -270,10 +270,12 @@ class Step:
     case_text: str = ""
     conditions: tuple[ConditionView, ...] = ()
     children: tuple[Step, ...] = field(default_factory=tuple)
+    table_needs_verification: bool = False
 
     @property
     def needs_verification(self) -> bool:
-        return self.parameter is not None and self.parameter.needs_verification
+        parameter_unverified = self.parameter is not None and self.parameter.needs_verification
+        return parameter_unverified or self.table_needs_verification
 
 
 def _label_of(node: Node, language: str) -> str:
@@ -375,6 +377,7 @@ def build_step(node: Node, result: Result | None, language: str) -> Step:
         formula_words=formula_in_words(node.formula, labels),
         parameter=_parameter(node),
         table_text=_table_text(node),
+        table_needs_verification=bool((node.table or {}).get("needs_verification")),
         case_text=_case_text(node, labels),
         conditions=_conditions(node, result, language),
         children=tuple(build_step(child, result, language) for child in node.children),
@@ -449,7 +452,8 @@ def explain(
         found.name
         for root in roots
         for found in root.walk()
-        if found.kind == "parameter" and (found.parameter or {}).get("needs_verification")
+        if (found.kind == "parameter" and (found.parameter or {}).get("needs_verification"))
+        or (found.kind == "table" and (found.table or {}).get("needs_verification"))
     }
     return Explanation(
         eligible=eligible_value if isinstance(eligible_value, bool) else None,

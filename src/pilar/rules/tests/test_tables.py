@@ -222,5 +222,30 @@ def test_the_explanation_names_the_row_and_its_cells() -> None:
         "row": 2,
         "line": 11,
         "when": {"edad": "[70, 80)"},
+        "source": None,
+        "needs_verification": False,
     }
     assert [child.name for child in node.children] == ["edad"]
+
+
+def test_a_table_carries_its_source_and_verification_mark_into_the_explanation() -> None:
+    package = load_package("imss_1973")
+    result = package.evaluate(
+        {
+            "edad": 62,
+            "semanas_cotizadas": 1200,
+            "salario_promedio_diario": N("600"),
+            "conyuge": False,
+            "hijos_dependientes": 0,
+            "padres_dependientes": 0,
+            "tiene_empleo_vigente": False,
+            "cotizo_antes_1997": True,
+        },
+        on=D(2026, 3, 1),
+        outputs=["pension_cesantia"],
+    )
+    node = result.node("tabla_171.factor_edad")
+    assert node is not None
+    assert node.table is not None
+    assert node.table["needs_verification"] is True
+    assert node.table["source"] == "DOF 12-03-1973"
