@@ -5,12 +5,20 @@
     pilar rules test [package ...]        # run the test cases (every version)
     pilar rules publish imss_1973 1.0.0   # run its cases, then record its hash
     pilar rules explain --person CURP --package imss_1973 --benefit vejez --on 2026-11-22
+    pilar rules totalise --agreement-file docs/examples/agreement-imss-and-state.yaml \
+        --period mx_imss=420 --period mx_state=180 --input mx_imss.edad=66 ... --on 2026-03-01
 
 ``check`` and ``test`` print each problem as ``file:line: message`` and exit with status 1 when
 there is one, so they can gate a commit or a CI job. ``publish`` refuses a package whose cases
 fail, and refuses (``package_integrity``) to record a new hash for a version already published
 with other files: a change to the law is a new version folder. ``--schemes-dir`` points every
-action at another folder of packages (a package under development, or a copy in tests).
+action at another folder of packages (a package under development, or a copy in tests), except
+``totalise``, whose agreement files name packages of the shipped folder.
+
+``totalise`` computes, for periods held with several institutions under an agreement (EU Reg.
+883/2004, MERCOSUR, the Ibero-American convention, or any agreement file), each institution's
+independent, theoretical and pro-rata benefit and its award, with the article of every step. It
+reads no person from the registry and writes nothing.
 
 The command line speaks English like Pilar's other commands; the messages of the rules engine
 and the packages' titles come in the language of ``--language`` (default English).
@@ -22,20 +30,41 @@ import datetime
 import json
 from argparse import ArgumentParser, ArgumentTypeError
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from pilar.core.errors import ApplicationError, ValidationFailed
-from pilar.rules import RulesError, available_packages, load_package, publish
+from pilar.rules import (
+    MissingInputError,
+    Package,
+    RulesError,
+    available_packages,
+    load_package,
+    publish,
+)
 from pilar.rules.loader import label_text
 from pilar.rules.package import SCHEMES_DIR, read_register
+from pilar.rules.parameters import coerce_value
 from pilar.rules.testing import PackageReport, display_path, load_cases, run_packages
+from pilar.rules.totalisation import (
+    AGREEMENTS_DIR,
+    Agreement,
+    PackageScheme,
+    Periods,
+    TotalisationError,
+    TotalisationResult,
+    load_agreement,
+    schemes_from_agreement,
+    totalise,
+)
+from pilar.rules.totalisation_render import render_totalisation
 
 
 class Command(BaseCommand):
-    help = "List, check, test and publish scheme rule packages."
+    help = "List, check, test and publish scheme rule packages; explain and totalise."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
@@ -51,7 +80,7 @@ class Command(BaseCommand):
             help="Language of the rules engine's messages and of package titles.",
         )
         actions = parser.add_subparsers(
-            dest="action", required=True, metavar="{list,check,test,publish,explain}"
+            dest="action", required=True, metavar="{list,check,test,publish,explain,totalise}"
         )
         actions.add_parser("list", help="List every package version and whether it is published.")
         actions.add_parser(
@@ -102,6 +131,65 @@ class Command(BaseCommand):
             "--purpose", default="pilar rules explain", help="Recorded in the access log."
         )
         explain.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        self._add_totalise_arguments(actions)
+
+    def _add_totalise_arguments(self, actions: Any) -> None:
+        totalise_parser = actions.add_parser(
+            "totalise",
+            help=(
+                "Totalise periods held with several institutions under an agreement: each "
+                "institution's independent, theoretical and pro-rata benefit and award."
+            ),
+        )
+        agreement = totalise_parser.add_mutually_exclusive_group(required=True)
+        shipped = ", ".join(sorted(path.stem for path in AGREEMENTS_DIR.glob("*.yaml")))
+        agreement.add_argument(
+            "--agreement",
+            metavar="NAME",
+            help=f"An agreement of {display_path(AGREEMENTS_DIR)}: {shipped}.",
+        )
+        agreement.add_argument(
+            "--agreement-file",
+            type=Path,
+            metavar="PATH",
+            help="An agreement file elsewhere, e.g. docs/examples/agreement-imss-and-state.yaml.",
+        )
+        totalise_parser.add_argument(
+            "--period",
+            action="append",
+            required=True,
+            metavar="INSTITUTION=QUANTITY",
+            help=(
+                "Periods held with an institution, in the institution's own unit (the agreement "
+                "file says which), e.g. --period mx_imss=420. Once per institution."
+            ),
+        )
+        totalise_parser.add_argument(
+            "--input",
+            action="append",
+            default=[],
+            metavar="INSTITUTION.NAME=VALUE",
+            help=(
+                "An input of the person for an institution whose scheme is a rules package, "
+                "e.g. --input mx_imss.edad=66 or --input mx_imss.conyuge=yes."
+            ),
+        )
+        totalise_parser.add_argument(
+            "--on", type=_date_argument, required=True, metavar="YYYY-MM-DD", help="Claim date."
+        )
+        totalise_parser.add_argument(
+            "--order",
+            type=_order_argument,
+            default=None,
+            metavar="A,B,...",
+            help=(
+                "Institutions in the order the person was insured with them, first to last "
+                "(needed only when each holds less than the minimum payable period)."
+            ),
+        )
+        totalise_parser.add_argument(
+            "--json", action="store_true", help="Print the result as JSON."
+        )
 
     # Messages are English like the rest of the command line, whatever LANGUAGE_CODE says.
     @no_translations
@@ -114,6 +202,7 @@ class Command(BaseCommand):
             "test": self._test,
             "publish": self._publish,
             "explain": self._explain,
+            "totalise": self._totalise,
         }
         handlers[options["action"]](options)
 
@@ -285,6 +374,182 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(explained.to_dict(), ensure_ascii=False, indent=2))
         else:
             self.stdout.write(explained.text)
+
+    # --- totalise -------------------------------------------------------------------------------
+
+    def _totalise(self, options: dict[str, Any]) -> None:
+        if options["schemes_dir"] is not None:
+            # The agreement file names its packages, and schemes_from_agreement loads them from
+            # the shipped folder: accepting the option would compute with other packages than
+            # the ones it points at, silently.
+            raise CommandError(
+                "--schemes-dir does not apply to totalise: agreement files name packages of "
+                f"{display_path(SCHEMES_DIR)}."
+            )
+        quantities = _period_arguments(options["period"])
+        raw_inputs = _input_arguments(options["input"])
+        try:
+            agreement = load_agreement(options["agreement"], path=options["agreement_file"])
+            result = _run_totalisation(
+                agreement, quantities, raw_inputs, on=options["on"], order=options["order"]
+            )
+        except _InstitutionInputsMissing as missing:
+            raise CommandError(
+                f"{missing.institution}: {self._error_text(missing.error)} "
+                f"(--input {missing.institution}.NAME=VALUE)"
+            ) from missing.error
+        except RulesError as error:
+            raise CommandError(self._error_text(error)) from error
+        if options["json"]:
+            self.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            self.stdout.write(render_totalisation(result, self.language))
+
+
+class _InstitutionInputsMissing(Exception):
+    """Required inputs of an institution's package scheme that no ``--input`` gave."""
+
+    def __init__(self, institution: str, error: MissingInputError) -> None:
+        super().__init__(institution)
+        self.institution = institution
+        self.error = error
+
+
+def _run_totalisation(
+    agreement: Agreement,
+    quantities: dict[str, Decimal],
+    raw_inputs: dict[str, dict[str, str]],
+    *,
+    on: datetime.date,
+    order: list[str] | None,
+) -> TotalisationResult:
+    """Check every argument against the agreement and its packages, then totalise.
+
+    Everything is checked before anything is computed, each problem naming the institution:
+    an unknown institution, one holding periods without a scheme in the agreement file, an
+    input for an institution without periods or with a linear scheme, an input its package does
+    not have or of the wrong type, and a required input left out.
+    """
+    periods: dict[str, Periods] = {}
+    for institution_id, quantity in quantities.items():
+        institution = agreement.institution(institution_id)
+        if institution.scheme is None:
+            raise TotalisationError(
+                "missing_scheme",
+                {"institution": institution_id},
+                location=f"{display_path(agreement.path)}:{institution.line}",
+            )
+        periods[institution_id] = Periods(quantity, institution.unit)
+    person_inputs: dict[str, dict[str, Any]] = {}
+    for institution_id, given in raw_inputs.items():
+        institution = agreement.institution(institution_id)
+        first = f"--input {institution_id}.{next(iter(given))}"
+        if institution_id not in periods:
+            raise CommandError(
+                f"{first}: {institution_id} holds no periods (no --period {institution_id}=…)."
+            )
+        declaration = institution.scheme
+        assert declaration is not None  # checked with its periods above
+        if declaration.kind != "package":
+            raise CommandError(
+                f"{first}: the scheme of {institution_id} in the agreement file is "
+                f"{declaration.kind}, which takes no inputs."
+            )
+        package = load_package(declaration.settings["name"], declaration.settings["version"])
+        person_inputs[institution_id] = _package_inputs(
+            institution_id, package, declaration.settings["periods_input"], given
+        )
+    schemes = schemes_from_agreement(
+        agreement, person_inputs=person_inputs, institutions=list(periods)
+    )
+    for institution_id, scheme in schemes.items():
+        if isinstance(scheme, PackageScheme):
+            _check_required_inputs(institution_id, scheme)
+    return totalise(agreement, periods, schemes, on=on, order=order)
+
+
+def _package_inputs(
+    institution_id: str, package: Package, periods_input: str, given: dict[str, str]
+) -> dict[str, Any]:
+    """The ``--input`` texts of one institution as its package's values, each by its type.
+
+    A bool takes yes/no (sí, true, false), a number its decimal text (a ``Decimal``, never a
+    float), a date its ISO form; ``coerce_value`` refuses anything else with the input's label.
+    """
+    known = [name for name in package.inputs if name != periods_input]
+    values: dict[str, Any] = {}
+    for name, text in given.items():
+        if name == periods_input:
+            raise TotalisationError("periods_input_given", {"name": name})
+        variable = package.inputs.get(name)
+        if variable is None:
+            raise CommandError(
+                f"--input {institution_id}.{name}: package {package.name} {package.version} "
+                f"has no input {name} (its inputs: {', '.join(known)})."
+            )
+        raw: Any = _declared_value(text) if variable.type == "bool" else text
+        values[name] = coerce_value(raw, variable.type, name, variable.label)
+    return values
+
+
+def _check_required_inputs(institution_id: str, scheme: PackageScheme) -> None:
+    package = cast(Package, scheme.package)
+    outputs = [scheme.eligible_variable]
+    if scheme.amount_variable is not None:
+        outputs.append(scheme.amount_variable)
+    missing = [
+        {"name": name, "label": dict(package.variables[name].label)}
+        for name in package.required_inputs(outputs)
+        if name != scheme.periods_input
+        and name not in scheme.inputs
+        and not package.variables[name].optional
+    ]
+    if missing:
+        raise _InstitutionInputsMissing(institution_id, MissingInputError({"inputs": missing}))
+
+
+def _period_arguments(items: list[str]) -> dict[str, Decimal]:
+    quantities: dict[str, Decimal] = {}
+    for item in items:
+        institution_id, equals, text = (part.strip() for part in item.partition("="))
+        try:
+            quantity = Decimal(text) if equals and institution_id else None
+        except InvalidOperation:
+            quantity = None
+        if quantity is None or not quantity.is_finite():
+            raise CommandError(
+                f"--period takes INSTITUTION=QUANTITY, a number in the institution's own unit "
+                f"(e.g. mx_imss=420), not {item!r}."
+            )
+        if institution_id in quantities:
+            raise CommandError(f"--period {institution_id} is given twice.")
+        quantities[institution_id] = quantity
+    return quantities
+
+
+def _input_arguments(items: list[str]) -> dict[str, dict[str, str]]:
+    inputs: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        institution_id, dot, name = (part.strip() for part in key.partition("."))
+        if not (equals and dot and institution_id and name and value.strip()):
+            raise CommandError(
+                f"--input takes INSTITUTION.NAME=VALUE (e.g. mx_imss.edad=66), not {item!r}."
+            )
+        given = inputs.setdefault(institution_id, {})
+        if name in given:
+            raise CommandError(f"--input {institution_id}.{name} is given twice.")
+        given[name] = value.strip()
+    return inputs
+
+
+def _order_argument(text: str) -> list[str]:
+    order = [part.strip() for part in text.split(",")]
+    if not all(order) or len(set(order)) != len(order):
+        raise ArgumentTypeError(
+            f"expected institution ids separated by commas, each once (A,B,...), not {text!r}"
+        )
+    return order
 
 
 _YES = frozenset({"true", "yes", "si", "sí"})
