@@ -110,6 +110,32 @@ def demo_benefits(
             continue
         summary.claims += 1
         decided.append(decision)
+    # One claim that the rules deny, so the demo shows a denial and its reasons: a Bienestar
+    # pension asked for before 65.
+    younger = (
+        Person.objects.filter(
+            region=region,
+            death_date__isnull=True,
+            birth_date__lte=today.replace(year=today.year - 60),
+            birth_date__gt=today.replace(year=today.year - 64),
+        )
+        .annotate(claimed=Exists(has_claim))
+        .filter(claimed=False)
+        .order_by("pk")
+        .first()
+    )
+    bienestar = kinds.get("bienestar:pension_bienestar")
+    if younger is not None and bienestar is not None:
+        claim = claim_create(
+            actor=maker_actor,
+            person_id=younger.pk,
+            package=bienestar.package,
+            benefit=bienestar.benefit,
+            claim_date=today,
+            declared=_declared(bienestar.inputs),
+        )
+        summary.claims += 1
+        decided.append(claim_adjudicate(actor=maker_actor, claim_id=claim.pk))
     for index, decision in enumerate(decided):
         if index < leave_pending:
             summary.pending += 1

@@ -21,7 +21,11 @@ pytestmark = pytest.mark.django_db
 
 def test_demo_creates_one_account_per_role_in_the_right_office() -> None:
     accounts = demo_accounts_ensure()
-    assert {account.username for account in accounts} == set(Role.values)
+    # One account per role, and a second benefits officer for maker–checker.
+    assert {account.username for account in accounts} == set(Role.values) | {"benefits_checker"}
+    checker = User.objects.get(username="benefits_checker")
+    assert checker.role_codes() == frozenset({Role.BENEFITS_OFFICER.value})
+    assert checker.check_password("demo-benefits_checker-2026")
     assert set(Office.objects.values_list("code", "region")) == {
         ("CDMX-01", "DF"),
         ("JAL-01", "JC"),
@@ -51,7 +55,7 @@ def test_demo_accounts_are_reset_when_run_again() -> None:
     assert user.failed_login_count == 0
     assert user.locked_until is None
     assert user.role_codes() == frozenset({Role.AUDITOR.value})
-    assert User.objects.count() == len(Role.values)
+    assert User.objects.count() == len(Role.values) + 1
     assert Office.objects.count() == 2
 
 
