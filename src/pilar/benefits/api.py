@@ -333,6 +333,14 @@ def decision_return(
     tags=BENEFITS,
     summary="The decision letter (PDF)",
     url_name="decision_letter",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The letter, A4 PDF.",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
 def decision_letter(
     request: HttpRequest,

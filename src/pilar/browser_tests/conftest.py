@@ -61,10 +61,28 @@ def browser(chromium_path: str) -> Iterator[Any]:
         instance.close()
 
 
+def _reference_data_restored() -> None:
+    """Put back the reference data the migrations seed (minimum wages, UMA, rates). A
+    transactional test empties every table when it ends, data migrations' rows included, so
+    the browser test that runs next would find a node without its published parameters."""
+    import importlib
+
+    from django.apps import apps
+
+    from pilar.contributions.models import Parameter
+
+    if Parameter.objects.exists():
+        return
+    for migration in ("0003_seed_parameters", "0005_rates_before_2023_and_surcharges"):
+        module = importlib.import_module(f"pilar.contributions.migrations.{migration}")
+        module.seed(apps, None)
+
+
 @pytest.fixture
 def page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
     """A fresh browser tab (own cookies) in Mexican Spanish, pointed at the live server. Any
     Content Security Policy violation on any page fails the test: the UI must not need one."""
+    _reference_data_restored()
     context = browser.new_context(
         base_url=live_server.url, locale="es-MX", viewport={"width": 1366, "height": 900}
     )

@@ -345,6 +345,19 @@ def test_the_openapi_document_is_served_and_complete() -> None:
         ("post", "/api/v1/employers/{employer_id}/payments"),
         ("post", "/api/v1/payments/bank-imports"),
         ("get", "/api/v1/non-filers"),
+        ("get", "/api/v1/claim-kinds"),
+        ("get", "/api/v1/claims"),
+        ("post", "/api/v1/claims"),
+        ("post", "/api/v1/claims/preview"),
+        ("get", "/api/v1/claims/{claim_id}"),
+        ("post", "/api/v1/claims/{claim_id}/adjudicate"),
+        ("post", "/api/v1/claims/{claim_id}/withdraw"),
+        ("get", "/api/v1/decisions/{decision_id}"),
+        ("post", "/api/v1/decisions/{decision_id}/approve"),
+        ("post", "/api/v1/decisions/{decision_id}/return"),
+        ("get", "/api/v1/decisions/{decision_id}/letter.pdf"),
+        ("get", "/api/v1/awards"),
+        ("get", "/api/v1/awards/{award_id}"),
         ("get", "/api/v1/me"),
         ("get", "/api/v1/audit/events"),
         ("get", "/api/v1/audit/access-log"),
@@ -380,7 +393,9 @@ def test_the_openapi_document_is_served_and_complete() -> None:
                 assert {"400", "404", "409", "422"} <= set(responses), (method, path)
             for status, documented in responses.items():
                 media = set(documented["content"])
-                assert media == ({PROBLEM} if int(status) >= 400 else {"application/json"})
+                # Documents (the decision letter) are the one success that is not JSON.
+                success = {"application/pdf"} if path.endswith(".pdf") else {"application/json"}
+                assert media == ({PROBLEM} if int(status) >= 400 else success)
             assert operation["security"] == [{"ApiTokenAuth": []}]
     problem = schema["components"]["schemas"]["ProblemOut"]
     assert {"type", "title", "status", "detail", "code", "errors", "candidates"} <= set(
