@@ -75,7 +75,7 @@ def test_missing_facts_are_listed_and_nothing_is_evaluated() -> None:
     ("arguments", "expected"),
     [
         (["--person", "not-a-person", "--package", "imss_1973"], "CURP"),
-        (["--person", "1", "--package", "no_such_scheme"], "scheme"),
+        (["--person", "{pk}", "--package", "no_such_scheme"], "scheme"),
         (["--person", "{pk}", "--package", "imss_1973", "--benefit", "orphanhood"], "orphanhood"),
         (["--person", "{pk}", "--package", "imss_1973", "--declare", "nothing"], "NAME=VALUE"),
     ],
