@@ -55,6 +55,8 @@ def _input(name: str, value_type: type, label: str) -> type[Variable]:
 
 
 # --- the toy formula -------------------------------------------------------------------------
+# Variables are classes named in snake case, as in OpenFisca's own country packages: the class
+# name is the variable's name in simulations and in the parameters' formulas.
 
 TOY_INPUTS = (
     _input("age", float, "Age in years"),
@@ -69,7 +71,7 @@ class toy_eligible(Variable):
     definition_period = MONTH
     label = "Eligible: age >= 65 and >= 15 years of contribution"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).toy
         return (person("age", period) >= p.minimum_age) * (
             person("years", period) >= p.minimum_years
@@ -82,7 +84,7 @@ class toy_pension(Variable):
     definition_period = MONTH
     label = "max(minimum, rate x average salary x years / 40)"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).toy
         amount = max_(
             p.minimum_pension,
@@ -121,7 +123,7 @@ class elegible_vejez(Variable):
     label = "Entitled to the old-age pension"
     reference = "LSS 1973 art. 138"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).imss_1973
         return (
             person("cotizo_antes_1997", period)
@@ -137,7 +139,7 @@ class salario_veces_sm(Variable):
     label = "Average salary in times the general minimum wage"
     reference = "LSS 1973 art. 167"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).imss_1973
         return person("salario_promedio_diario", period) / p.salario_minimo_diario
 
@@ -149,7 +151,7 @@ class numero_incrementos(Variable):
     label = "Yearly increments: one per 52 weeks beyond the first 500, and a share for the rest"
     reference = "LSS 1973 art. 167"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).imss_1973
         excedentes = max_(person("semanas_cotizadas", period) - p.semanas_minimas, 0)
         completos = np.floor(excedentes / p.semanas_por_incremento)
@@ -169,7 +171,7 @@ class porcentaje_pension(Variable):
     label = "Basic amount plus yearly increments (fraction of the average salary)"
     reference = "LSS 1973 art. 167"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         tabla = parameters(period).imss_1973.tabla_167
         veces = person("salario_veces_sm", period)
         # right=True: a bracket runs from above its threshold up to the next one included,
@@ -186,7 +188,7 @@ class porcentaje_asignaciones(Variable):
     label = "Family allowances and assistance (fraction of the pension)"
     reference = "LSS 1973 art. 164"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).imss_1973
         conyuge = person("conyuge", period)
         hijos = person("hijos_dependientes", period)
@@ -215,7 +217,7 @@ class pension_vejez(Variable):
     label = "Monthly old-age pension"
     reference = "LSS 1973 art. 167, 164 y 168"
 
-    def formula(person, period, parameters):  # type: ignore[no-untyped-def]
+    def formula(person, period, parameters):
         p = parameters(period).imss_1973
         anual = (
             person("porcentaje_pension", period)

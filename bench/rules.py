@@ -559,13 +559,16 @@ def _revert(setup: Any) -> None:
         connection.execute(
             "UPDATE benefits_award a SET amount = c.amount, package_version = c.package_version, "
             "package_hash = c.package_hash, version = 1, updated_at = a.created_at "
-            "FROM benefits_awardcalculation c WHERE c.award_id = a.id AND c.run_id IS NULL "
-            "AND (a.version <> 1 OR a.amount IS DISTINCT FROM c.amount)"
+            "FROM benefits_awardcalculation c WHERE c.award_id = a.id AND c.reason = 'award' "
+            "AND (a.version <> 1 OR a.amount IS DISTINCT FROM c.amount "
+            "OR a.package_hash <> c.package_hash)"
         )
         connection.execute("DELETE FROM benefits_awardcalculation WHERE run_id IS NOT NULL")
         connection.execute("DELETE FROM benefits_recalculationrun")
         connection.execute("DELETE FROM core_job WHERE name = 'benefits.recalculate'")
-        connection.execute("VACUUM ANALYZE benefits_award")
+        # A full rewrite packs the table by its fillfactor (migration 0002), so every run starts
+        # from the layout a node has after its first recalculation.
+        connection.execute("VACUUM FULL ANALYZE benefits_award")
         connection.execute("VACUUM ANALYZE benefits_awardcalculation")
         connection.execute("CHECKPOINT")
 

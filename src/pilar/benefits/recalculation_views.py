@@ -10,6 +10,7 @@ form's fields.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -71,9 +72,9 @@ class WhatIfForm(PilarForm):
 
     def __init__(self, *args: Any, packages: list[recalculation.PackageChoice], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["package"].choices = [
-            (_version_code(choice), _version_label(choice)) for choice in packages
-        ]
+        package = self.fields["package"]
+        assert isinstance(package, forms.ChoiceField)
+        package.choices = [(_version_code(choice), _version_label(choice)) for choice in packages]
         # One group of parameters per package (the newest version's), named as the law does.
         groups: dict[str, list[tuple[str, str]]] = {}
         for choice in packages:
@@ -83,7 +84,9 @@ class WhatIfForm(PilarForm):
                 (parameter.name, f"{rules_label(parameter.label)} ({parameter.name})")
                 for parameter in choice.parameters
             ]
-        self.fields["parameter"].choices = [
+        parameter_field = self.fields["parameter"]
+        assert isinstance(parameter_field, forms.ChoiceField)
+        parameter_field.choices = [
             ("", _("No change (the version as it is)")),
             *((name, options) for name, options in groups.items()),
         ]
@@ -129,9 +132,9 @@ class ApplyForm(PilarForm):
     def __init__(self, *args: Any, packages: list[recalculation.PackageChoice], **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Drafts are offered too, so that choosing one is explained rather than impossible.
-        self.fields["package"].choices = [
-            (_version_code(choice), _version_label(choice)) for choice in packages
-        ]
+        package = self.fields["package"]
+        assert isinstance(package, forms.ChoiceField)
+        package.choices = [(_version_code(choice), _version_label(choice)) for choice in packages]
 
 
 def _split(code: str) -> tuple[str, str]:
@@ -317,7 +320,7 @@ def run_context(actor: Actor, run: RecalculationRun) -> dict[str, Any]:
         "working": working,
         "job_failed": job_failed or run.status == RunStatus.FAILED,
         "progress": 100 if run.status == RunStatus.DONE else progress,
-        "known_at": summary.get("known_at"),
+        "known_at": _date(summary.get("known_at")),
         "reason": summary.get("reason", ""),
         "package_hash": summary.get("package_hash", ""),
         "overrides": [
@@ -410,10 +413,16 @@ def run_context(actor: Actor, run: RecalculationRun) -> dict[str, Any]:
     return context
 
 
+def _date(text: Any) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
 def _published(run: RecalculationRun) -> bool:
     try:
         package = recalculation.load_version(run.package_name, run.package_version)
     except (ApplicationError, ValidationFailed):
         return False
     return recalculation.is_published(package)
-

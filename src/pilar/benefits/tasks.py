@@ -4,16 +4,17 @@ A run is executed set-based, in batches of ``BATCH_AWARDS`` awards in award id o
 one transaction:
 
 1. read the batch's active awards with the inputs of their newest calculation (PostgreSQL:
-   ``COPY (SELECT …) TO STDOUT`` into Polars; the inputs are JSON and each input's value is
-   taken out in the query, ``inputs -> name ->> 'value'``, so only the values travel, not the
-   labels and provenance stored beside them; Polars then casts each column to the input's
-   type at once);
+   ``COPY (SELECT …) TO STDOUT`` into Polars). The inputs are JSON; the query unpacks each
+   calculation's once (``jsonb_to_record``) and sends only each input's value, not the labels
+   and provenance stored beside it; Polars then casts each input's column to its type at once;
 2. evaluate them with ``Package.evaluate_bulk``, one call per benefit of the package;
 3. for an application: ``COPY`` the new amounts and values into a temporary staging table, then
    one ``INSERT … SELECT`` adds the calculations (copying each award's inputs inside the
    database) and one ``UPDATE … FROM`` sets the awards' amount, version and hash;
 4. merge the batch's figures into the run's summary and move its cursor (the last award id
    done) and its progress, in the same transaction.
+
+On PostgreSQL the next batch is read in a second connection while one is written (``_Reader``).
 
 Resumable and idempotent: a batch's writes and the cursor that records them commit together, so
 a run taken over after a crash (the queue's lease) starts after the last committed batch and
@@ -29,12 +30,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from pilar.benefits import recalculation
@@ -55,6 +58,8 @@ if TYPE_CHECKING:
     from pilar.rules import Package, ParameterValue
 
 BATCH_AWARDS = 100_000
+# Read the next batch while this one is written (PostgreSQL only; see ``_Reader``).
+READ_AHEAD = True
 STAGE_TABLE = "benefits_recalculation_stage"
 ERROR_TEXT_MAX = 4000
 
@@ -157,15 +162,16 @@ def recalculation_execute(*, run_id: int, job_id: int | None = None) -> Recalcul
         run.refresh_from_db()
         return run
     try:
-        _start(run_id)
-        while True:
-            bounds = _next_batch(run_id)
-            if bounds is None:
-                break
-            _process_batch(plan, *bounds)
-            if job_id is not None:
-                jobs.heartbeat(job_id)
-            _checkpoint("committed")
+        cursor, last = _start(run_id)
+        with _Reader(plan, last) as reader:
+            reader.read_after(cursor)
+            while (batch := reader.next()) is not None:
+                (lower, upper), frame = batch
+                reader.read_after(upper)
+                _process_batch(plan, lower, upper, frame)
+                if job_id is not None:
+                    jobs.heartbeat(job_id)
+                _checkpoint("committed")
         _finish(plan)
     except Exception as error:
         _record_failure(run_id, job_id, error)
@@ -178,33 +184,33 @@ def _awards_of(package_name: str) -> Any:
     return Award.objects.filter(package_name=package_name, status=AwardStatus.ACTIVE)
 
 
-def _start(run_id: int) -> None:
-    """Mark the run running; on its first start, fix the set of awards it covers."""
+def _start(run_id: int) -> tuple[int, int]:
+    """Mark the run running; on its first start, fix the set of awards it covers. Returns its
+    cursor (the last award id done) and the last award id it covers."""
     with transaction.atomic():
         run = RecalculationRun.objects.select_for_update().get(pk=run_id)
         summary = dict(run.summary or {})
         if "upper" not in summary:
-            awards = _awards_of(run.package_name)
-            last = awards.order_by("-pk").values_list("pk", flat=True).first()
-            summary.update(upper=last or 0, cursor=0, batches=0)
-            run.total = awards.count()
+            found = _awards_of(run.package_name).aggregate(total=Count("pk"), last=Max("pk"))
+            summary.update(upper=found["last"] or 0, cursor=0, batches=0)
+            run.total = found["total"]
             run.processed = 0
         run.status = RunStatus.RUNNING
         run.started_at = run.started_at or timezone.now()
         run.error = ""
         run.summary = summary
         run.save(update_fields=["status", "started_at", "error", "summary", "total", "processed"])
+    return int(summary["cursor"]), int(summary["upper"])
 
 
-def _next_batch(run_id: int) -> tuple[int, int] | None:
-    """The next batch as award ids (lower, upper]: at most ``BATCH_AWARDS`` active awards."""
-    run = RecalculationRun.objects.get(pk=run_id)
-    cursor, upper = int(run.summary["cursor"]), int(run.summary["upper"])
-    if cursor >= upper:
+def _batch_after(package_name: str, cursor: int, last: int) -> tuple[int, int] | None:
+    """The batch after award id ``cursor``, as award ids (lower, upper]: at most
+    ``BATCH_AWARDS`` active awards of the package, none past ``last``."""
+    if cursor >= last:
         return None
-    remaining = _awards_of(run.package_name).filter(pk__gt=cursor, pk__lte=upper).order_by("pk")
-    last = remaining.values_list("pk", flat=True)[BATCH_AWARDS - 1 : BATCH_AWARDS].first()
-    return cursor, last if last is not None else upper
+    remaining = _awards_of(package_name).filter(pk__gt=cursor, pk__lte=last).order_by("pk")
+    found = remaining.values_list("pk", flat=True)[BATCH_AWARDS - 1 : BATCH_AWARDS].first()
+    return cursor, found if found is not None else last
 
 
 def _finish(plan: Plan) -> None:
@@ -241,7 +247,11 @@ def _record_failure(run_id: int, job_id: int | None, error: Exception) -> None:
     failed too, so its page stops showing progress. Executed outside the queue (a test, a
     shell), the run stays as it is, to be executed again."""
     message = f"{type(error).__name__}: {error}"[:ERROR_TEXT_MAX]
-    attempts = Job.objects.filter(pk=job_id).values_list("attempts", flat=True).first()
+    attempts = (
+        Job.objects.filter(pk=job_id).values_list("attempts", flat=True).first()
+        if job_id is not None
+        else None
+    )
     final = attempts is not None and attempts >= getattr(settings, "PILAR_JOB_MAX_ATTEMPTS", 3)
     if final:
         _fail(run_id, message)
@@ -268,12 +278,14 @@ def _audit(run: RecalculationRun, action: str, changes: dict[str, Any], note: st
 # --- one batch ----------------------------------------------------------------------------------
 
 
-def _process_batch(plan: Plan, lower: int, upper: int) -> None:
+def _process_batch(plan: Plan, lower: int, upper: int, frame: pl.DataFrame) -> None:
+    """Evaluate a batch read by ``read_awards`` and, for an application, write it; one
+    transaction with the run's summary, cursor and progress."""
     with transaction.atomic():
         run = RecalculationRun.objects.select_for_update().get(pk=plan.run.pk)
         if int(run.summary["cursor"]) >= upper:
             return  # another worker committed this batch while this one waited for the lock
-        frame = read_awards(plan, lower, upper)
+        _no_jit()
         evaluated, errors = evaluate_awards(plan, frame)
         if plan.applying and evaluated.height:
             write_calculations(plan, evaluated)
@@ -303,37 +315,121 @@ def _process_batch(plan: Plan, lower: int, upper: int) -> None:
 # --- reading ------------------------------------------------------------------------------------
 
 
+class _Reader:
+    """Finds and reads the batches, on PostgreSQL one ahead: while a batch is evaluated and
+    written in this thread, the next one is found and read in another, through a connection
+    of its own, so that the database works on both at once.
+
+    Reading ahead changes nothing a batch sees: the next batch's awards and calculations are
+    not the ones being written, and the write never depended on a lock taken by the read
+    (``read_awards``). SQLite (one writer, small volumes) reads each batch when it comes."""
+
+    def __init__(self, plan: Plan, last: int) -> None:
+        self.plan = plan
+        self.last = last
+        self.pending: Future[Batch | None] | None = None
+        self.after: int | None = None
+        self.executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="recalculation-read")
+            if READ_AHEAD and bulk.is_postgresql()
+            else None
+        )
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.executor is not None:
+            # The reading thread's connection is its own: it is closed there.
+            self.executor.submit(connections.close_all).result()
+            self.executor.shutdown(wait=True)
+
+    def read_after(self, cursor: int) -> None:
+        """Start on the batch after award id ``cursor``."""
+        if self.executor is not None:
+            self.pending = self.executor.submit(self._read, cursor)
+        else:
+            self.after = cursor
+
+    def next(self) -> Batch | None:
+        """The batch asked for by ``read_after``: its bounds and its awards, or None when
+        the run has no more."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            return pending.result()
+        if self.after is not None:
+            after, self.after = self.after, None
+            return self._read(after)
+        return None
+
+    def _read(self, cursor: int) -> Batch | None:
+        bounds = _batch_after(self.plan.run.package_name, cursor, self.last)
+        if bounds is None:
+            return None
+        return bounds, _read_alone(self.plan, *bounds)
+
+
+Batch = tuple[tuple[int, int], pl.DataFrame]
+
+
+def _read_alone(plan: Plan, lower: int, upper: int) -> pl.DataFrame:
+    """``read_awards`` in a transaction of its own (one consistent snapshot)."""
+    with transaction.atomic():
+        _no_jit()
+        return read_awards(plan, lower, upper)
+
+
+def _no_jit() -> None:
+    if bulk.is_postgresql():
+        # A batch's statements are plain joins over 100,000 rows, whose estimated cost switches
+        # JIT compilation on: a third of a second per statement, for nothing.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+
+
 def _quote(name: str) -> str:
     return str(connection.ops.quote_name(name))
 
 
 def read_awards(plan: Plan, lower: int, upper: int) -> pl.DataFrame:
-    """The batch's active awards with the inputs of their newest calculation, one text column
-    per input (null when the calculation has none). An application locks the award rows for
-    the rest of the batch's transaction, so an officer's change cannot slip in between the
-    read and the write."""
+    """The batch's active awards with the inputs of their newest calculation (the one with the
+    largest id: calculations are only ever added), one text column per input, null when the
+    calculation has none.
+
+    The award rows are not locked: the write sets only what a recalculation owns (amount,
+    version and hash, and ``version + 1``), so an officer's change made meanwhile, to the
+    status say, is neither lost nor undone."""
     award = _quote(Award._meta.db_table)
     calculation = _quote(AwardCalculation._meta.db_table)
-    postgresql = bulk.is_postgresql()
-    columns = []
     parameters: list[Any] = []
-    for name in plan.inputs:
-        if postgresql:
-            columns.append("c.inputs -> %s ->> 'value'")
-            parameters.append(name)
-        else:
-            # SQLite's json_extract gives numbers and booleans (1/0) their SQL type.
-            columns.append("CAST(json_extract(c.inputs, %s) AS TEXT)")
-            parameters.append(f'$."{name}".value')
-    extracted = "".join(f", {column}" for column in columns)
-    lock = " FOR UPDATE OF a" if postgresql and plan.applying else ""
-    # The newest calculation is the one with the largest id: calculations are only ever added.
+    if bulk.is_postgresql():
+        # The inputs are compressed on disk (a jsonb of about 2 kB): jsonb_to_record unpacks
+        # them once per row into one small jsonb per input; eight lookups on the stored column
+        # would decompress it eight times, which costs four times as much.
+        names = [_quote(name) for name in plan.inputs]
+        record = ", ".join(f"{name} jsonb" for name in names)
+        extracted = "".join(f", x.{name} ->> 'value'" for name in names)
+        unpack = (
+            f" LEFT JOIN LATERAL jsonb_to_record(c.inputs) AS x({record}) ON true" if names else ""
+        )
+        newest = (
+            f"LEFT JOIN LATERAL (SELECT l.id, l.inputs FROM {calculation} l "  # noqa: S608 — model table names
+            "WHERE l.award_id = a.id ORDER BY l.id DESC LIMIT 1) c ON true"
+        )
+    else:
+        # SQLite's json_extract gives numbers and booleans (1/0) their SQL type.
+        extracted = "".join(", CAST(json_extract(c.inputs, %s) AS TEXT)" for _ in plan.inputs)
+        parameters += [f'$."{name}".value' for name in plan.inputs]
+        unpack = ""
+        newest = (
+            f"LEFT JOIN {calculation} c ON c.id = "  # noqa: S608 — model table names
+            f"(SELECT MAX(l.id) FROM {calculation} l WHERE l.award_id = a.id)"
+        )
     sql = (
-        "SELECT a.id, a.person_id, a.benefit, a.frequency, CAST(a.amount AS TEXT), c.id"  # noqa: S608
-        f"{extracted} FROM {award} a LEFT JOIN {calculation} c ON c.id = "
-        f"(SELECT MAX(l.id) FROM {calculation} l WHERE l.award_id = a.id) "
+        "SELECT a.id, a.person_id, a.benefit, a.frequency, CAST(a.amount AS TEXT), c.id"  # noqa: S608 — model table names
+        f"{extracted} FROM {award} a {newest}{unpack} "
         "WHERE a.package_name = %s AND a.status = %s AND a.id > %s AND a.id <= %s "
-        f"ORDER BY a.id{lock}"
+        "ORDER BY a.id"
     )
     parameters += [plan.run.package_name, AwardStatus.ACTIVE, lower, upper]
     schema: dict[str, Any] = {
@@ -428,7 +524,8 @@ def _judge(combined: pl.DataFrame, plan: BenefitPlan) -> tuple[pl.DataFrame, pl.
     """Split evaluated rows into new calculations and errors (``recalculation.ERROR_CODES``)."""
     amount = pl.col(plan.amount) if plan.amount else None
     after = (amount * 100).round(0).cast(pl.Int64) if amount is not None else None
-    code = pl.when(pl.col("_error").is_not_null()).then(pl.col("_error"))
+    # Polars' when/then chain changes type as it grows; it is an expression in the end.
+    code: Any = pl.when(pl.col("_error").is_not_null()).then(pl.col("_error"))
     code = code.when(pl.col(plan.eligible).fill_null(False).not_()).then(pl.lit("not_eligible"))
     if after is not None:
         code = code.when(after.is_null()).then(pl.lit("no_amount"))
@@ -489,7 +586,12 @@ def _empty_errors() -> pl.DataFrame:
 
 def write_calculations(plan: Plan, evaluated: pl.DataFrame) -> None:
     """A new calculation for every evaluated award and the award's new amount, version and
-    hash, set-based through a staging table, in the caller's transaction."""
+    hash, set-based through a staging table, in the caller's transaction.
+
+    The calculation's inputs are copied from the one it was computed from, inside the
+    database (compressed as they are stored, never decoded). Its ``created_by`` stays empty:
+    its run names who asked for it, and a foreign key to the same user on every row would cost
+    a key check per row at each commit for nothing."""
     stage = _quote(STAGE_TABLE)
     award = _quote(Award._meta.db_table)
     calculation = _quote(AwardCalculation._meta.db_table)
@@ -497,6 +599,12 @@ def write_calculations(plan: Plan, evaluated: pl.DataFrame) -> None:
     run = plan.run
     now = timezone.now()
     package = plan.package
+    first_award, last_award, first_calculation, last_calculation = evaluated.select(
+        pl.col("award_id").min().alias("first_award"),
+        pl.col("award_id").max().alias("last_award"),
+        pl.col("calculation_id").min().alias("first_calculation"),
+        pl.col("calculation_id").max().alias("last_calculation"),
+    ).row(0)
     # A temporary table: never logged, never seen by another session, gone with the batch.
     # "temp." / "pg_temp." name the session's own schema, so the DROP of a table a rolled-back
     # or nested batch left behind can never reach a permanent table.
@@ -522,12 +630,14 @@ def write_calculations(plan: Plan, evaluated: pl.DataFrame) -> None:
             cursor.execute(f"ANALYZE {stage}")
         values = "CAST(s.values_json AS jsonb)" if postgresql else "s.values_json"
         cursor.execute(
-            f"INSERT INTO {calculation} (award_id, run_id, reason, package_name, "  # noqa: S608
+            f"INSERT INTO {calculation} (award_id, run_id, reason, package_name, "  # noqa: S608 — model table names
             "package_version, package_hash, evaluation_date, known_at, inputs, amount, "
             f'"values", result, created_by_id, created_at) '
             f"SELECT s.award_id, %s, %s, %s, %s, %s, %s, %s, c.inputs, s.amount_cents / 100.0, "
-            f"{values}, NULL, %s, %s FROM {stage} s "
-            f"JOIN {calculation} c ON c.id = s.calculation_id",
+            f"{values}, NULL, NULL, %s FROM {stage} s "
+            # The id range lets the join start where the batch's calculations are instead of
+            # reading the table's index from its first row.
+            f"JOIN {calculation} c ON c.id = s.calculation_id AND c.id BETWEEN %s AND %s",
             [
                 run.pk,
                 CalculationReason.RECALCULATION,
@@ -536,15 +646,22 @@ def write_calculations(plan: Plan, evaluated: pl.DataFrame) -> None:
                 package.content_hash,
                 run.evaluation_date,
                 plan.known_at,
-                run.created_by_id,
                 now,
+                first_calculation,
+                last_calculation,
             ],
         )
         cursor.execute(
-            f"UPDATE {award} SET amount = s.amount_cents / 100.0, "  # noqa: S608
+            f"UPDATE {award} SET amount = s.amount_cents / 100.0, "  # noqa: S608 — model table names
             "package_version = %s, package_hash = %s, updated_at = %s, version = version + 1 "
-            f"FROM {stage} s WHERE {award}.id = s.award_id",
-            [package.version, package.content_hash, now],
+            f"FROM {stage} s WHERE {award}.id = s.award_id AND {award}.id BETWEEN %s AND %s",
+            [
+                package.version,
+                package.content_hash,
+                now,
+                first_award,
+                last_award,
+            ],
         )
         cursor.execute(f"DROP TABLE {temporary}")
 
@@ -556,7 +673,7 @@ def _bucket_expression(before: pl.Expr, difference: pl.Expr) -> pl.Expr:
     """The bucket of each change (``recalculation.BUCKETS``), by its percentage of the amount
     in payment; an increase from nothing has no percentage and counts as the largest."""
     percent = difference * 100.0 / before
-    expression = pl.when(difference == 0).then(pl.lit("unchanged"))
+    expression: Any = pl.when(difference == 0).then(pl.lit("unchanged"))
     expression = expression.when(before <= 0).then(pl.lit(recalculation.BUCKETS[-1][0]))
     for key, upper in recalculation.BUCKETS:
         if upper is None or key == "unchanged":

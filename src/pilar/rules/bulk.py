@@ -19,6 +19,7 @@ centavo for amounts with at most six decimals (``tests/test_differential.py``).
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -440,7 +441,15 @@ class _Compiler:
         return value, _first_error(*when_errors, selection_error, chosen_error.otherwise(none_text))
 
     def table(self, table: Table) -> Compiled:
-        errors = []
+        errors = [self.read(input_name)[1] for input_name in table.inputs]
+        row_number = _interval_lookup(table)
+        if row_number is None:
+            row_number = self._row_chain(table)
+        no_row = _only_when(row_number.is_null(), _error_literal("no_value", table.name))
+        return row_number, _first_error(*errors, no_row)
+
+    def _row_chain(self, table: Table) -> pl.Expr:
+        """The general lookup: one condition per row, the first row that holds."""
         chain: Any = None
         for row in table.rows:
             conditions = []
@@ -457,11 +466,62 @@ class _Compiler:
             chain = (
                 pl.when(matches).then(number) if chain is None else chain.when(matches).then(number)
             )
-        for input_name in table.inputs:
-            errors.append(self.read(input_name)[1])
-        row_number = chain.otherwise(pl.lit(None, dtype=pl.Int32))
-        no_row = _only_when(row_number.is_null(), _error_literal("no_value", table.name))
-        return row_number, _first_error(*errors, no_row)
+        return chain.otherwise(pl.lit(None, dtype=pl.Int32))
+
+
+def _interval_lookup(table: Table) -> pl.Expr | None:
+    """A binary search for the common shape of a legal table: one number input, rows that are
+    adjacent intervals all closed on the same side (the art. 167 salary groups, age bands).
+
+    A chain of one condition per row costs two comparisons per row and value; the search costs
+    one pass. The comparisons keep the engine's tolerance: a value within it of a bound falls on
+    the closed side, as ``compare`` decides. None when the table has another shape (the general
+    chain then applies)."""
+    if table.hit_policy != "unique" or len(table.inputs) != 1:
+        return None
+    (name,) = table.inputs
+    if table.input_types[name] != "number":
+        return None
+    cells = [row.cells[name] for row in table.rows]
+    if not all(isinstance(cell, Interval) for cell in cells):
+        return None
+    intervals = [cell for cell in cells if isinstance(cell, Interval)]
+    order = sorted(
+        range(len(intervals)),
+        key=lambda index: (intervals[index].low is not None, intervals[index].low or 0),
+    )
+    ordered = [intervals[index] for index in order]
+    right_closed = (
+        not ordered[0].low_closed if ordered[0].low is not None else ordered[0].high_closed
+    )
+    for previous, following in itertools.pairwise(ordered):
+        if previous.high is None or following.low is None or previous.high != following.low:
+            return None
+        if previous.high_closed != right_closed or following.low_closed == right_closed:
+            return None
+    if ordered[-1].high is not None and ordered[-1].high_closed != right_closed:
+        return None
+    column = pl.col(_value_column(name))
+    breaks = pl.lit(pl.Series([float(cell.high) for cell in ordered[:-1]], dtype=pl.Float64))  # type: ignore[arg-type]
+    if right_closed:
+        # (a, b]: the rows whose upper bound lies below the value, less the tolerance.
+        bucket = breaks.search_sorted(column - TOLERANCE_FLOAT, side="left")
+    else:
+        # [a, b): the rows whose upper bound is at or below the value, plus the tolerance.
+        bucket = breaks.search_sorted(column + TOLERANCE_FLOAT, side="right")
+    numbers = [table.rows[index].number for index in order]
+    row_number = bucket.replace_strict(
+        list(range(len(numbers))), numbers, default=None, return_dtype=pl.Int32
+    )
+    inside = column.is_not_null()
+    first, last = ordered[0], ordered[-1]
+    if first.low is not None:
+        low = _literal(first.low, "number")
+        inside = inside & compare(">=" if first.low_closed else ">", column, low, "number")
+    if last.high is not None:
+        high = _literal(last.high, "number")
+        inside = inside & compare("<=" if last.high_closed else "<", column, high, "number")
+    return pl.when(inside).then(row_number).otherwise(pl.lit(None, dtype=pl.Int32))
 
 
 def _python(value: Value) -> Any:
@@ -563,7 +623,7 @@ def evaluate_bulk(
     known_at: datetime.date | str | None = None,
     outputs: Sequence[str] | None = None,
     overrides: Mapping[str, Iterable[ParameterValue]] | None = None,
-    chunk_size: int = 250_000,
+    chunk_size: int = 1_000_000,
 ) -> pl.DataFrame:
     """Evaluate every row of ``inputs``; return the output columns plus ``_error``.
 

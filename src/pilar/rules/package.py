@@ -590,7 +590,7 @@ class Package:
         known_at: datetime.date | str | None = None,
         outputs: Sequence[str] | None = None,
         overrides: Mapping[str, Iterable[ParameterValue]] | None = None,
-        chunk_size: int = 250_000,
+        chunk_size: int = 1_000_000,
     ) -> pl.DataFrame:
         """Many cases as Polars columns (see ``bulk.evaluate_bulk``)."""
         from pilar.rules.bulk import evaluate_bulk
