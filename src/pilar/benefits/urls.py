@@ -19,4 +19,9 @@ urlpatterns = [
     path(f"{decision}return/", views.decision_return, name="decision_return"),
     path(f"{decision}letter.pdf", views.decision_letter, name="decision_letter"),
     path("awards/<int:award_id>/", views.award_detail, name="award_detail"),
+    path(
+        "awards/<int:award_id>/calculations/<int:calculation_id>/",
+        views.award_calculation,
+        name="award_calculation",
+    ),
 ]

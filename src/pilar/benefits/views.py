@@ -640,3 +640,45 @@ def award_detail(request: HttpRequest, award_id: int) -> HttpResponse:
             "curp": _curp_of(award.person),
         },
     )
+
+
+@require_GET
+@staff_view
+def award_calculation(request: HttpRequest, award_id: int, calculation_id: int) -> HttpResponse:
+    """One calculation of an award, explained. A decision's calculation shows the explanation
+    stored with it; a recalculation stores values only (decision 24), so its explanation is
+    computed again from its package version, inputs and date, and checked against the stored
+    amount."""
+    from pilar.benefits.recalculation import calculation_explanation
+
+    actor = actor_for(request)
+    award = selectors.award_get(actor=actor, award_id=award_id)
+    calculation = award.calculations.filter(pk=calculation_id).first()
+    if calculation is None:
+        raise NotFound()
+    result: dict[str, Any] | None = calculation.result
+    regenerated = result is None
+    problem = ""
+    agrees = True
+    if result is None:
+        try:
+            explained = calculation_explanation(calculation)
+        except ApplicationError as error:
+            problem = str(error)
+        else:
+            result = explained.to_dict()
+            info = explained.benefits.get(award.benefit)
+            amount = explained.values.get(info.amount) if info and info.amount else None
+            agrees = calculation.amount is None or amount == calculation.amount
+    return render(
+        request,
+        "benefits/calculation_detail.html",
+        {
+            "award": award,
+            "calculation": calculation,
+            "result": result,
+            "regenerated": regenerated,
+            "problem": problem,
+            "agrees": agrees,
+        },
+    )

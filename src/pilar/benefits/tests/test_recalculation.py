@@ -696,3 +696,31 @@ def test_staff_without_the_permission_get_a_403(schemes: Path) -> None:
     client.force_login(staff(Role.REGISTRAR))
     assert client.get(reverse("recalculation:run_list")).status_code == 403
     assert client.get(reverse("recalculation:preview_new")).status_code == 403
+
+
+def test_the_award_page_explains_a_recalculated_amount_again_from_its_version(
+    schemes: Path,
+) -> None:
+    award = make_award(LOW_EARNER)
+    run = recalculation.recalculation_apply(
+        actor=officer(), package=PACKAGE, version="1.0.1", on=NEW_YEAR, reason="2027"
+    )
+    run_jobs()
+    recalculated = AwardCalculation.objects.get(award=award, run=run)
+    assert recalculated.result is None  # a bulk calculation keeps values, not the tree
+    client = Client(headers={"accept-language": "en"})
+    client.force_login(staff(Role.AUDITOR))
+    listing = client.get(reverse("benefits:award_detail", args=[award.pk])).content.decode()
+    page_url = reverse("benefits:award_calculation", args=[award.pk, recalculated.pk])
+    assert page_url in listing
+    page = client.get(page_url)
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "computed again" in text
+    assert "LSS 1973 art. 168" in text  # the minimum pension step, with its article
+    assert "different amount" not in text
+    other = make_award(HIGH_EARNER)
+    foreign = AwardCalculation.objects.filter(award=other).first()
+    assert foreign is not None
+    wrong = reverse("benefits:award_calculation", args=[award.pk, foreign.pk])
+    assert client.get(wrong).status_code == 404
