@@ -607,13 +607,11 @@ def test_a_day_unit_without_a_basis_is_refused() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _imss_1973_or_skip() -> Any:
+def _imss_1973() -> Any:
+    """The shipped package: a package that fails to load fails these tests, never skips them."""
     from pilar.rules.package import load_package
 
-    try:
-        return load_package("imss_1973")
-    except (RulesError, NotImplementedError) as error:
-        pytest.skip(f"the imss_1973 package does not load yet: {error}")
+    return load_package("imss_1973")
 
 
 PERSON = {
@@ -628,7 +626,7 @@ PERSON = {
 
 
 def test_imss_1973_package_as_an_institution_scheme() -> None:
-    package = _imss_1973_or_skip()
+    package = _imss_1973()
     agreement = fixture("imss_and_state")
     schemes = schemes_from_agreement(agreement, person_inputs={"mx_imss": PERSON})
     result = totalise(
