@@ -277,10 +277,7 @@ def explanation_text(decision: Decision, language: str | None) -> str:
 
     if not decision.result:
         return ""
-    try:
-        return render_text(Result.from_dict(decision.result), language=language or "es")
-    except NotImplementedError:  # the renderer is optional to the API's callers
-        return ""
+    return render_text(Result.from_dict(decision.result), language=language or "es")
 
 
 def decision_document(decision: Decision, *, language: str | None) -> dict[str, Any]:
