@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "pilar.contributions",
     "pilar.portal",
     "pilar.benefits",
+    "pilar.linkage",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("pilar.contributions.account_urls")),
     path("benefits/recalculation/", include("pilar.benefits.recalculation_urls")),
     path("benefits/", include("pilar.benefits.urls")),
+    path("linkage/", include("pilar.linkage.urls")),
     path("", include("pilar.core.urls")),
 ]
 

@@ -53,6 +53,12 @@ class Perm:
     AWARD_VIEW = "award.view"
     # Previewing a parameter change on all awards and running a recalculation.
     RECALCULATION_RUN = "recalculation.run"
+    # Record linkage: seeing runs, clusters and the review queue; deciding pairs; merging and
+    # unmerging records; starting runs and training models; the cross-programme check.
+    LINKAGE_VIEW = "linkage.view"
+    LINKAGE_REVIEW = "linkage.review"
+    PERSON_MERGE = "person.merge"
+    LINKAGE_RUN = "linkage.run"
 
 
 _REGISTRY_WRITE = {
@@ -99,6 +105,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ACCESS_LOG_VIEW,
             Perm.PARAMETER_MANAGE,
             Perm.DECLARATION_VIEW,
+            # Stewards own the one-person-one-record rule: they run linkage, review the pairs
+            # the model is unsure of, and merge or unmerge records.
+            Perm.LINKAGE_VIEW,
+            Perm.LINKAGE_REVIEW,
+            Perm.PERSON_MERGE,
+            Perm.LINKAGE_RUN,
         }
     ),
     # Auditors read everything, including who changed and who read what; they change nothing.
@@ -113,6 +125,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ACCOUNT_VIEW,
             Perm.CLAIM_VIEW,
             Perm.AWARD_VIEW,
+            Perm.LINKAGE_VIEW,
         }
     ),
     # Analysts work with aggregates and employer data, never with individual person records.

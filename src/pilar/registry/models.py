@@ -26,6 +26,8 @@ class Sex(models.TextChoices):
 class RecordStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     INACTIVE = "inactive", _("Inactive")
+    # Merged into another record of the same person (record linkage); kept, never deleted.
+    MERGED = "merged", _("Merged")
 
 
 class Person(models.Model):
@@ -48,6 +50,10 @@ class Person(models.Model):
     # 'PATERNAL MATERNAL GIVEN' folded to ASCII upper case: the sort key, the name-search column
     # (trigram-indexed on PostgreSQL) and, with the birth date, the duplicate-check key.
     normalized_name = models.CharField(max_length=310, editable=False)
+    # The golden record this one was merged into (status ``merged``); cleared by an unmerge.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_records"
+    )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
