@@ -1,7 +1,10 @@
-"""Staff UI of record linkage: runs, the review queue, pairs, merges, cross-programme checks."""
+"""Staff UI of record linkage under /linkage/: runs, the review queue and pairs, merges,
+cross-programme checks."""
 
-from django.urls import path  # noqa: F401 — the views helper fills urlpatterns
+from __future__ import annotations
+
+from pilar.linkage import urls_entry, urls_review, urls_runs
 
 app_name = "linkage"
 
-urlpatterns: list = []
+urlpatterns = [*urls_review.urlpatterns, *urls_runs.urlpatterns, *urls_entry.urlpatterns]

@@ -1,0 +1,7 @@
+"""REST API of record linkage: runs (aggregated by `linkage.api`)."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["linkage"])
