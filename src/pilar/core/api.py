@@ -419,10 +419,20 @@ class FieldErrorOut(Schema):
 
 
 class DuplicateCandidateOut(Schema):
+    """A registered person who may be the one being registered, scored by the record linkage
+    model (``linkage.entry``): the match weight is log2 of the Bayes factor, ``breakdown`` gives
+    each comparison's level and partial weight."""
+
     id: int
     name: str
     birth_date: datetime.date
     region: str
+    match_weight: float | None = None
+    match_probability: float | None = None
+    identifier_conflict: bool = False
+    agreeing: list[str] = Field(default_factory=list)
+    differing: list[str] = Field(default_factory=list)
+    breakdown: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ProblemOut(Schema):

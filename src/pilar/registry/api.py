@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from ninja import Field, Header, Path, Query, Router, Schema, Status
+from pydantic import StrictInt
 
 from pilar.core.api import (
     AUTH_ERRORS,
@@ -132,7 +133,9 @@ class ContactIn(InputSchema):
     is_preferred: Flag = False
 
 
-class PersonRegisterIn(InputSchema):
+class PersonRowIn(InputSchema):
+    """A person to register, with identifiers, an address and contacts."""
+
     given_names: str = Field(max_length=100, examples=["María Guadalupe"])
     paternal_surname: str | None = Field("", max_length=100, examples=["Hernández"])
     maternal_surname: str | None = Field("", max_length=100, examples=["López"])
@@ -150,10 +153,39 @@ class PersonRegisterIn(InputSchema):
     identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=MAX_IDENTIFIERS)
     address: AddressIn | None = None
     contacts: list[ContactIn] = Field(default_factory=list, max_length=MAX_CONTACTS)
+
+
+class PersonRegisterIn(PersonRowIn):
     acknowledge_possible_duplicate: Flag = Field(
         False,
-        description="Register even though a person with the same names and birth date exists.",
+        description="Register even though record linkage found persons who may be this one.",
     )
+
+
+# Rows in one batch request: every row is matched against the registry and the other rows
+# and all are written in one transaction, which must stay short.
+MAX_BATCH_ROWS = 1000
+RowNumber = Annotated[StrictInt, Field(ge=1, le=MAX_BATCH_ROWS)]
+
+
+class PersonBatchIn(InputSchema):
+    rows: list[PersonRowIn] = Field(max_length=MAX_BATCH_ROWS)
+    acknowledge: list[RowNumber] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH_ROWS,
+        description="Numbers of the rows (1 is the first) whose possible duplicates you have "
+        "checked: they are registered anyway.",
+    )
+
+
+class PersonBatchItemOut(Schema):
+    row: int
+    id: int
+    full_name: str
+
+
+class PersonBatchOut(Schema):
+    persons: list[PersonBatchItemOut]
 
 
 class PersonPatchIn(InputSchema):
@@ -312,6 +344,36 @@ PurposeHeader = Annotated[
 ]
 
 
+def person_row_parts(
+    payload: PersonRowIn,
+) -> tuple[PersonData, list[IdentifierData], AddressData | None, list[ContactData]]:
+    """A request's person, identifiers, address and contacts as the services take them."""
+    data = PersonData(
+        given_names=payload.given_names,
+        paternal_surname=payload.paternal_surname or "",
+        maternal_surname=payload.maternal_surname or "",
+        sex=payload.sex,
+        birth_date=payload.birth_date,
+        birth_state=payload.birth_state or "",
+        birth_country=payload.birth_country,
+        nationality=payload.nationality,
+        death_date=payload.death_date,
+        region=payload.region or "",
+    )
+    identifiers = [
+        IdentifierData(
+            scheme=item.scheme, value=item.value, issuing_country=item.issuing_country or ""
+        )
+        for item in payload.identifiers
+    ]
+    contacts = [
+        ContactData(kind=item.kind, value=item.value, is_preferred=item.is_preferred)
+        for item in payload.contacts
+    ]
+    address = _address_data(payload.address) if payload.address else None
+    return data, identifiers, address, contacts
+
+
 @router.post(
     "/persons",
     response={201: PersonRegisteredOut, **WRITE_ERRORS},
@@ -321,34 +383,20 @@ PurposeHeader = Annotated[
 def person_register(
     request: HttpRequest, payload: PersonRegisterIn, response: HttpResponse
 ) -> Status:
-    """Register a person with identifiers, an address and contacts. A person with the same
-    names and birth date gives 409 `registry.possible_duplicate` with `candidates`; send the
-    request again with `acknowledge_possible_duplicate: true` to register anyway."""
+    """Register a person with identifiers, an address and contacts. When record linkage finds
+    persons who may be this one (similar names, birth date or identifiers, allowing for lost
+    accents, swapped surnames, nicknames, typing slips and a missing CURP) the answer is 409
+    `registry.possible_duplicate` with `candidates`: each with its `match_weight`,
+    `match_probability`, `identifier_conflict`, the comparisons `agreeing` and `differing`
+    and the `breakdown`. Send the request again with `acknowledge_possible_duplicate: true`
+    to register anyway."""
+    data, identifiers, address, contacts = person_row_parts(payload)
     person = services.person_register(
         actor=actor_of(request),
-        data=PersonData(
-            given_names=payload.given_names,
-            paternal_surname=payload.paternal_surname or "",
-            maternal_surname=payload.maternal_surname or "",
-            sex=payload.sex,
-            birth_date=payload.birth_date,
-            birth_state=payload.birth_state or "",
-            birth_country=payload.birth_country,
-            nationality=payload.nationality,
-            death_date=payload.death_date,
-            region=payload.region or "",
-        ),
-        identifiers=[
-            IdentifierData(
-                scheme=item.scheme, value=item.value, issuing_country=item.issuing_country or ""
-            )
-            for item in payload.identifiers
-        ],
-        address=_address_data(payload.address) if payload.address else None,
-        contacts=[
-            ContactData(kind=item.kind, value=item.value, is_preferred=item.is_preferred)
-            for item in payload.contacts
-        ],
+        data=data,
+        identifiers=identifiers,
+        address=address,
+        contacts=contacts,
         acknowledge_possible_duplicate=payload.acknowledge_possible_duplicate,
     )
     _location(response, "person_get", person_id=person.pk)
@@ -360,6 +408,42 @@ def person_register(
             "identifiers": list(person.identifiers.order_by("scheme", "pk")),
             "addresses": list(person.addresses.all()),
             "contacts": list(person.contacts.all()),
+        },
+    )
+
+
+@router.post(
+    "/persons/batch",
+    response={201: PersonBatchOut, **WRITE_ERRORS},
+    tags=PERSONS,
+    summary="Register many persons, all or nothing",
+)
+def person_register_batch(request: HttpRequest, payload: PersonBatchIn) -> Status:
+    """Up to 1,000 persons in one transaction. Each row is validated as a single registration
+    and matched against the registry and against the other rows. If any row has a field error
+    the answer is 422 `registry.batch_invalid`; if rows only have possible duplicates it is
+    409 `registry.batch_possible_duplicates`. Either way nothing is written and `rows` reports
+    each row with a problem: `row` (1 is the first), `errors`, `candidates` (registered
+    persons) and `batch_candidates` (earlier rows of this request). Send the batch again with
+    those row numbers in `acknowledge` to register them anyway."""
+    rows = []
+    for number, item in enumerate(payload.rows, start=1):
+        data, identifiers, address, contacts = person_row_parts(item)
+        rows.append(
+            services.PersonRow(
+                row=number, data=data, identifiers=identifiers, address=address, contacts=contacts
+            )
+        )
+    persons = services.person_register_batch(
+        actor=actor_of(request), rows=rows, acknowledge=set(payload.acknowledge)
+    )
+    return Status(
+        201,
+        {
+            "persons": [
+                {"row": number, "id": person.pk, "full_name": person.full_name}
+                for number, person in enumerate(persons, start=1)
+            ]
         },
     )
 

@@ -75,6 +75,8 @@ class PersonSummary:
     status: str
     curp: str | None
     is_deceased: bool
+    # The golden record a merged record now belongs to (only shown when merged ones are asked).
+    merged_into_id: int | None = None
 
 
 def person_search(
@@ -84,12 +86,22 @@ def person_search(
     page: int = 1,
     page_size: int = 25,
     include_inactive: bool = False,
+    include_merged: bool = False,
 ) -> Page[PersonSummary]:
     """Persons matching an identifier (CURP, NSS, RFC: exact) or a name (every word must appear
-    in the name, accent- and case-insensitive, anywhere: 'garc mar' finds María García)."""
+    in the name, accent- and case-insensitive, anywhere: 'garc mar' finds María García).
+
+    Active records only, unless inactive ones (``include_inactive``) or records merged into a
+    golden record (``include_merged``) are asked for: a merged record is the same person as its
+    golden record, so listing both would show the duplicate the merge removed. A merged
+    record's identifiers are on its golden record, so a search by one finds the golden record."""
     persons = _visible_persons(actor)
-    if not include_inactive:
-        persons = persons.filter(status=RecordStatus.ACTIVE)
+    statuses = [RecordStatus.ACTIVE]
+    if include_inactive:
+        statuses.append(RecordStatus.INACTIVE)
+    if include_merged:
+        statuses.append(RecordStatus.MERGED)
+    persons = persons.filter(status__in=statuses)
     text = (query or "").strip()
     if len(text) > 200:
         raise ValidationFailed.single(
@@ -121,6 +133,7 @@ def person_search(
         "region",
         "status",
         "death_date",
+        "merged_into",
     )
     result = paginate(persons, page=page, page_size=page_size, count_cap=1000)
     curps = dict(
@@ -138,6 +151,7 @@ def person_search(
             status=p.status,
             curp=curps.get(p.pk),
             is_deceased=p.death_date is not None,
+            merged_into_id=p.merged_into_id,
         )
     )
 

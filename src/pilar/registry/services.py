@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from pilar.core.actor import Actor
 from pilar.core.audit import audit_record, created, diff, snapshot
 from pilar.core.errors import (
+    ApplicationError,
     Conflict,
     FieldError,
     FieldErrors,
@@ -30,9 +32,11 @@ from pilar.core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from pilar.core.identifiers import CURP
+from pilar.core.identifiers import CURP, NSS
 from pilar.core.roles import Perm
 from pilar.core.text import fold, normalized_full_name
+from pilar.linkage import entry
+from pilar.linkage.entry import Candidate
 from pilar.registry import validation
 from pilar.registry.models import (
     Address,
@@ -47,7 +51,6 @@ from pilar.registry.models import (
     Identifier,
     Person,
     Programme,
-    RecordStatus,
     Relation,
 )
 from pilar.registry.validation import (
@@ -62,14 +65,20 @@ DataT = TypeVar("DataT", PersonData, EmployerData)
 
 PERSON_FIELDS = tuple(f.name for f in dataclass_fields(PersonData))
 EMPLOYER_FIELDS = tuple(f.name for f in dataclass_fields(EmployerData))
+# A change to any of these makes the record describe possibly someone else: the duplicate
+# check runs again (sex and birth state only refine a match, so they do not trigger it).
+_IDENTITY_FIELDS = ("given_names", "paternal_surname", "maternal_surname", "birth_date")
+# Identifier schemes that are part of a person's match key.
+_MATCHED_SCHEMES = (CURP, NSS)
 
 
 class PossibleDuplicate(Conflict):
-    """Someone with the same normalised names and birth date is already registered. The caller
-    shows the candidates and may register anyway with ``acknowledge_possible_duplicate``."""
+    """Someone who may be this person is already registered: the record linkage check at the
+    point of entry (``linkage.entry``) found candidates at or above the review threshold. The
+    caller shows them and may register anyway with ``acknowledge_possible_duplicate``."""
 
     code = "registry.possible_duplicate"
-    title = _("A person with the same names and birth date is already registered.")
+    title = _("This person may already be registered.")
 
 
 class StaleVersion(Conflict):
@@ -106,32 +115,31 @@ def _check_version(current: int, expected: int | None) -> None:
 
 
 def duplicate_candidates(
-    *, normalized_name: str, birth_date: datetime.date | None, exclude_id: int | None = None
-) -> list[Person]:
-    """Active persons with the same normalised names and birth date (the entry-point check;
-    full record linkage is the ``linkage`` app's work)."""
-    if not normalized_name or birth_date is None:
-        return []
-    candidates = Person.objects.filter(
-        normalized_name=normalized_name, birth_date=birth_date, status=RecordStatus.ACTIVE
+    *,
+    values: Mapping[str, object],
+    identifiers: Sequence[validation.ValidIdentifier] = (),
+    exclude_id: int | None = None,
+) -> list[Candidate]:
+    """Registered persons who may be the person described by ``values`` (cleaned person fields)
+    and ``identifiers``: record linkage on the indexed match keys, so lost accents, swapped
+    surnames, a nickname, a missing maternal surname, a day/month swap or a missing CURP are
+    caught as well as identical names. Best first, each with its match weight and the fields
+    that agree and differ."""
+    held = {identifier.scheme: identifier.value for identifier in identifiers}
+    record = entry.record_input(values, curp=held.get(CURP), nss=held.get(NSS))
+    return entry.find_candidates(record, exclude_id=exclude_id)
+
+
+def _candidates_extra(candidates: Sequence[Candidate]) -> dict[str, Any]:
+    return {"candidates": [candidate.as_dict() for candidate in candidates]}
+
+
+def _acknowledged_note(candidates: Sequence[Candidate]) -> str:
+    if not candidates:
+        return ""
+    return "possible duplicate acknowledged: " + ", ".join(
+        f"{candidate.person_id} ({candidate.weight:.1f})" for candidate in candidates
     )
-    if exclude_id is not None:
-        candidates = candidates.exclude(pk=exclude_id)
-    return list(candidates.order_by("pk")[:10])
-
-
-def _candidates_extra(candidates: Sequence[Person]) -> dict[str, Any]:
-    return {
-        "candidates": [
-            {
-                "id": p.pk,
-                "name": p.full_name,
-                "birth_date": p.birth_date.isoformat(),
-                "region": p.region,
-            }
-            for p in candidates
-        ]
-    }
 
 
 def _clean_identifiers(
@@ -194,25 +202,27 @@ def _apply_changes(
 # --- persons ----------------------------------------------------------------------------------
 
 
-@transaction.atomic(durable=True)
-def person_register(
-    *,
-    actor: Actor,
-    data: PersonData,
-    identifiers: Sequence[IdentifierData] = (),
-    address: AddressData | None = None,
-    contacts: Sequence[ContactData] = (),
-    acknowledge_possible_duplicate: bool = False,
-) -> Person:
-    """Register a new person with identifiers, an address and contacts.
+@dataclass
+class _CleanRegistration:
+    """A registration that has passed the entry filters, ready to be written."""
 
-    Raises ``ValidationFailed`` with every field error, ``PermissionDenied`` when the actor may
-    not register or not in that region, and ``PossibleDuplicate`` when a person with the same
-    normalised names and birth date exists and the caller has not acknowledged it."""
-    actor.require(Perm.PERSON_REGISTER)
+    values: dict[str, object]
+    identifiers: list[validation.ValidIdentifier]
+    address: dict[str, object] | None
+    contacts: list[dict[str, object]]
+
+
+def _clean_registration(
+    actor: Actor,
+    errors: FieldErrors,
+    data: PersonData,
+    identifiers: Sequence[IdentifierData],
+    address: AddressData | None,
+    contacts: Sequence[ContactData],
+) -> _CleanRegistration:
+    """Run every entry filter of a registration, adding to ``errors``."""
     if not data.region and actor.region:
-        data.region = actor.region
-    errors = FieldErrors()
+        data = replace(data, region=actor.region)
     values = validation.clean_person(data, errors)
     clean_ids = _clean_identifiers(errors, identifiers, values)
     address_values = validation.clean_address(errors, "address.", address) if address else None
@@ -220,17 +230,17 @@ def person_register(
         validation.clean_contact(errors, f"contacts[{i}].", contact)
         for i, contact in enumerate(contacts)
     ]
-    errors.raise_if_any()
-    if not actor.sees_region(str(values["region"])):
-        raise PermissionDenied(_("You can only register persons in your office's region."))
+    return _CleanRegistration(values, clean_ids, address_values, contact_values)
 
+
+def _write_registration(
+    actor: Actor, registration: _CleanRegistration, *, note: str = ""
+) -> Person:
+    """Write a validated registration and its audit event, in the caller's transaction."""
+    values = registration.values
     normalized = normalized_full_name(
         str(values["given_names"]), str(values["paternal_surname"]), str(values["maternal_surname"])
     )
-    candidates = duplicate_candidates(normalized_name=normalized, birth_date=values["birth_date"])  # type: ignore[arg-type]
-    if candidates and not acknowledge_possible_duplicate:
-        raise PossibleDuplicate(extra=_candidates_extra(candidates))
-
     now = timezone.now()
     person = Person.objects.create(
         normalized_name=normalized, created_at=now, updated_at=now, **values
@@ -247,7 +257,7 @@ def person_register(
                         value=i.value,
                         issuing_country=i.issuing_country,
                     )
-                    for i in clean_ids
+                    for i in registration.identifiers
                 ]
             )
     except IntegrityError as error:
@@ -256,17 +266,18 @@ def person_register(
             "identifier.already_registered",
             _("One of these identifiers was registered to another person a moment ago."),
         ) from error
-    if address_values is not None:
-        Address.objects.create(person=person, **address_values)
-    for contact in contact_values:
+    if registration.address is not None:
+        Address.objects.create(person=person, **registration.address)
+    for contact in registration.contacts:
         Contact.objects.create(person=person, **contact)
 
     changes = created(values)
-    for identifier in clean_ids:
+    for identifier in registration.identifiers:
         changes[f"identifier.{identifier.scheme}"] = [None, identifier.value]
-    if address_values is not None:
-        changes["address"] = [None, f"{address_values['street']}, {address_values['postal_code']}"]
-    for contact in contact_values:
+    if registration.address is not None:
+        street = registration.address["street"]
+        changes["address"] = [None, f"{street}, {registration.address['postal_code']}"]
+    for contact in registration.contacts:
         changes[f"contact.{contact['kind']}"] = [None, contact["value"]]
     audit_record(
         actor=actor,
@@ -275,11 +286,255 @@ def person_register(
         entity_id=person.pk,
         person_id=person.pk,
         changes=changes,
-        note="possible duplicate acknowledged: " + ", ".join(str(c.pk) for c in candidates)
-        if candidates
-        else "",
+        note=note,
     )
     return person
+
+
+@transaction.atomic(durable=True)
+def person_register(
+    *,
+    actor: Actor,
+    data: PersonData,
+    identifiers: Sequence[IdentifierData] = (),
+    address: AddressData | None = None,
+    contacts: Sequence[ContactData] = (),
+    acknowledge_possible_duplicate: bool = False,
+) -> Person:
+    """Register a new person with identifiers, an address and contacts.
+
+    Raises ``ValidationFailed`` with every field error, ``PermissionDenied`` when the actor may
+    not register or not in that region, and ``PossibleDuplicate`` (with the candidates, their
+    match weights and the fields that agree) when record linkage finds persons who may be this
+    one and the caller has not acknowledged it. The new person's match key is written in the
+    same transaction."""
+    actor.require(Perm.PERSON_REGISTER)
+    errors = FieldErrors()
+    registration = _clean_registration(actor, errors, data, identifiers, address, contacts)
+    errors.raise_if_any()
+    if not actor.sees_region(str(registration.values["region"])):
+        raise PermissionDenied(_("You can only register persons in your office's region."))
+
+    candidates = duplicate_candidates(
+        values=registration.values, identifiers=registration.identifiers
+    )
+    if candidates and not acknowledge_possible_duplicate:
+        raise PossibleDuplicate(extra=_candidates_extra(candidates))
+    person = _write_registration(actor, registration, note=_acknowledged_note(candidates))
+    entry.refresh_match_keys([person.pk])
+    return person
+
+
+# --- bulk registration ------------------------------------------------------------------------
+
+# At most this many rows in one batch: all are validated, matched and written in one
+# transaction, so the batch must stay small enough to hold locks briefly.
+BATCH_MAX_ROWS = 10_000
+
+
+@dataclass
+class PersonRow:
+    """One row of a bulk registration. ``row`` is the caller's number for it (the line of the
+    file, the position in the request), used in the report and in ``acknowledge``."""
+
+    row: int
+    data: PersonData
+    identifiers: Sequence[IdentifierData] = ()
+    address: AddressData | None = None
+    contacts: Sequence[ContactData] = ()
+
+
+@dataclass
+class RowReport:
+    """What is wrong with one row: field errors, registered persons it may be, and earlier rows
+    of the same batch it may be."""
+
+    row: int
+    errors: dict[str, list[FieldError]] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
+    batch_candidates: list[dict[str, Any]] = field(default_factory=list)
+    acknowledged: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        has_candidates = bool(self.candidates or self.batch_candidates)
+        return bool(self.errors) or (has_candidates and not self.acknowledged)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "errors": [item.as_dict(name) for name, items in self.errors.items() for item in items],
+            "candidates": [candidate.as_dict() for candidate in self.candidates],
+            "batch_candidates": self.batch_candidates,
+            "acknowledged": self.acknowledged,
+        }
+
+
+class BatchRefused(ApplicationError):
+    """A bulk registration wrote nothing: ``rows`` reports every row with a problem."""
+
+    def __init__(self, reports: Sequence[RowReport]) -> None:
+        super().__init__(extra={"rows": [report.as_dict() for report in reports]})
+        self.reports = list(reports)
+
+
+class BatchInvalid(BatchRefused):
+    code = "registry.batch_invalid"
+    status = 422
+    title = _("Some rows are not valid; nothing has been registered.")
+
+
+class BatchPossibleDuplicates(BatchRefused):
+    code = "registry.batch_possible_duplicates"
+    status = 409
+    title = _(
+        "Some rows may be persons already registered, or repeat another row; nothing has been "
+        "registered. Check them and acknowledge the rows to register anyway."
+    )
+
+
+def _batch_errors(
+    actor: Actor, rows: Sequence[PersonRow], acknowledge: set[int]
+) -> tuple[list[RowReport], list[_CleanRegistration | None]]:
+    """Validate every row as a registration, plus what only a batch can get wrong: a row
+    number used twice, an identifier given on two rows, an acknowledged row that does not
+    exist."""
+    reports = [RowReport(row=row.row, acknowledged=row.row in acknowledge) for row in rows]
+    cleaned: list[_CleanRegistration | None] = []
+    numbers_seen: set[int] = set()
+    identifiers_seen: dict[tuple[str, str, str], int] = {}
+    for row, report in zip(rows, reports, strict=True):
+        errors = FieldErrors()
+        if row.row in numbers_seen:
+            errors.add("row", "batch.row_repeated", _("This row number appears twice."))
+        numbers_seen.add(row.row)
+        registration = _clean_registration(
+            actor, errors, row.data, row.identifiers, row.address, row.contacts
+        )
+        region = str(registration.values.get("region") or "")
+        if "region" not in errors.errors and region and not actor.sees_region(region):
+            errors.add(
+                "region",
+                "region.not_allowed",
+                _("You can only register persons in your office's region."),
+            )
+        for index, identifier in enumerate(registration.identifiers):
+            key = (identifier.scheme, identifier.issuing_country, identifier.value)
+            if key in identifiers_seen:
+                errors.add(
+                    f"identifiers[{index}]",
+                    "identifier.repeated_in_batch",
+                    _("This %(scheme)s is also on row %(row)d.")
+                    % {"scheme": identifier.scheme, "row": identifiers_seen[key]},
+                )
+            else:
+                identifiers_seen[key] = row.row
+        report.errors = errors.errors
+        cleaned.append(None if errors else registration)
+    return reports, cleaned
+
+
+def _batch_candidate(row: int, registration: _CleanRegistration, score: Any) -> dict[str, Any]:
+    values = registration.values
+    agreeing, differing = entry.agreement_of(score.breakdown)
+    return {
+        "row": row,
+        "name": " ".join(
+            str(values[name])
+            for name in ("given_names", "paternal_surname", "maternal_surname")
+            if values[name]
+        ),
+        "birth_date": values["birth_date"].isoformat(),  # type: ignore[attr-defined]
+        "match_weight": round(float(score.weight), 2),
+        "match_probability": round(float(score.probability), 4),
+        "identifier_conflict": bool(score.identifier_conflict),
+        "agreeing": agreeing,
+        "differing": differing,
+    }
+
+
+def _record_of(registration: _CleanRegistration) -> dict[str, Any]:
+    held = {identifier.scheme: identifier.value for identifier in registration.identifiers}
+    return entry.record_input(registration.values, curp=held.get(CURP), nss=held.get(NSS))
+
+
+@transaction.atomic(durable=True)
+def person_register_batch(
+    *, actor: Actor, rows: Sequence[PersonRow], acknowledge: set[int] | frozenset[int] = frozenset()
+) -> list[Person]:
+    """Register many persons at once, all or nothing.
+
+    Every row is validated as a single registration would be, and matched against the
+    registry **and against the other rows** (a list that names one person twice). The rows are
+    written in one transaction only when no row has an error and every row with candidates is
+    in ``acknowledge``; otherwise ``BatchInvalid`` (any field error, 422) or
+    ``BatchPossibleDuplicates`` (409) reports each row with a problem and nothing is written.
+    A within-batch pair is reported on the later row, which is the one to acknowledge.
+
+    Returns the persons in row order."""
+    actor.require(Perm.PERSON_REGISTER)
+    if not rows:
+        raise ValidationFailed.single("rows", "required", _("There are no rows to register."))
+    if len(rows) > BATCH_MAX_ROWS:
+        raise ValidationFailed.single(
+            "rows",
+            "batch.too_many_rows",
+            _("At most %(max)d rows in one batch.") % {"max": BATCH_MAX_ROWS},
+        )
+    reports, cleaned = _batch_errors(actor, rows, set(acknowledge))
+    unknown = sorted(set(acknowledge) - {row.row for row in rows})
+    if unknown:
+        raise ValidationFailed.single(
+            "acknowledge",
+            "batch.unknown_rows",
+            _("There is no row %(rows)s in this batch.")
+            % {"rows": ", ".join(str(number) for number in unknown)},
+        )
+
+    model = entry.scoring_model()
+    records: dict[int, dict[str, Any]] = {}
+    for index, registration in enumerate(cleaned):
+        if registration is None:
+            continue
+        record = _record_of(registration)
+        records[index] = record
+        reports[index].candidates = entry.find_candidates(record, model=model)
+    for earlier, later, score in entry.pairs_within(records, model=model):
+        earlier_registration = cleaned[earlier]
+        assert earlier_registration is not None  # only validated rows are paired
+        reports[later].batch_candidates.append(
+            _batch_candidate(rows[earlier].row, earlier_registration, score)
+        )
+
+    # Every row with an error or candidates is reported (acknowledged ones too, marked so), so
+    # one round of corrections is enough.
+    reported = [
+        report
+        for report in reports
+        if report.errors or report.candidates or report.batch_candidates
+    ]
+    if any(report.errors for report in reports):
+        raise BatchInvalid(reported)
+    if any(report.blocked for report in reports):
+        raise BatchPossibleDuplicates(reported)
+
+    persons: list[Person] = []
+    for row, report, registration in zip(rows, reports, cleaned, strict=True):
+        assert registration is not None  # no row has an error here
+        acknowledged = _acknowledged_note(report.candidates)
+        within = ", ".join(f"row {item['row']}" for item in report.batch_candidates)
+        notes = [f"bulk row {row.row}", acknowledged]
+        if within:
+            notes.append(f"same person as {within} acknowledged")
+        try:
+            person = _write_registration(
+                actor, registration, note="; ".join(note for note in notes if note)
+            )
+        except ValidationFailed as error:
+            raise BatchInvalid([RowReport(row=row.row, errors=error.field_errors)]) from error
+        persons.append(person)
+    entry.refresh_match_keys([person.pk for person in persons])
+    return persons
 
 
 @transaction.atomic(durable=True)
@@ -308,11 +563,16 @@ def person_update(
     normalized = normalized_full_name(
         str(values["given_names"]), str(values["paternal_surname"]), str(values["maternal_surname"])
     )
-    if (normalized, values["birth_date"]) != (person.normalized_name, person.birth_date):
+    candidates: list[Candidate] = []
+    if any(values[name] != before[name] for name in _IDENTITY_FIELDS):
+        # The record now describes someone else's names or birth: check it is not a person
+        # registered already (itself excluded).
+        active_identifiers = [
+            validation.ValidIdentifier(scheme=i.scheme, value=i.value, issuing_country="MX")
+            for i in person.identifiers.filter(is_active=True, scheme__in=(CURP, NSS))
+        ]
         candidates = duplicate_candidates(
-            normalized_name=normalized,
-            birth_date=values["birth_date"],  # type: ignore[arg-type]
-            exclude_id=person.pk,
+            values=values, identifiers=active_identifiers, exclude_id=person.pk
         )
         if candidates and not acknowledge_possible_duplicate:
             raise PossibleDuplicate(extra=_candidates_extra(candidates))
@@ -332,7 +592,9 @@ def person_update(
         entity_id=person.pk,
         person_id=person.pk,
         changes=field_changes,
+        note=_acknowledged_note(candidates),
     )
+    entry.refresh_match_keys([person.pk])
     return person
 
 
@@ -364,6 +626,8 @@ def identifier_add(*, actor: Actor, person_id: int, data: IdentifierData) -> Ide
         person_id=person.pk,
         changes={f"identifier.{valid.scheme}": [None, valid.value]},
     )
+    if valid.scheme in _MATCHED_SCHEMES:
+        entry.refresh_match_keys([person.pk])
     return identifier
 
 
@@ -389,6 +653,8 @@ def identifier_deactivate(*, actor: Actor, identifier_id: int, reason: str) -> I
         changes={f"identifier.{identifier.scheme}": [identifier.value, None]},
         note=reason,
     )
+    if identifier.scheme in _MATCHED_SCHEMES:
+        entry.refresh_match_keys([identifier.person_id])
     return identifier
 
 

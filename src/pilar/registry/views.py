@@ -32,6 +32,7 @@ from pilar.core.pagination import Page
 from pilar.core.regions import STATE_CHOICES, STATES
 from pilar.core.roles import Perm
 from pilar.core.views import actor_for, is_htmx, page_number, staff_view
+from pilar.linkage import entry
 from pilar.registry import selectors, services
 from pilar.registry.forms import (
     AddressForm,
@@ -142,9 +143,10 @@ def _person_data(values: Mapping[str, Any]) -> PersonData:
 
 
 def _visible_candidates(actor: Actor, error: PossibleDuplicate) -> list[dict[str, Any]]:
-    """The possible duplicates, marked with whether this actor may open them."""
+    """The possible duplicates with the "why" in words (which fields agree and differ), marked
+    with whether this actor may open them."""
     return [
-        {**candidate, "visible": actor.sees_region(candidate.get("region", ""))}
+        {**entry.explain(candidate), "visible": actor.sees_region(candidate.get("region", ""))}
         for candidate in error.extra.get("candidates", [])
     ]
 

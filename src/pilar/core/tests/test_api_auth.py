@@ -24,6 +24,7 @@ from pilar.registry.tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PROBLEM = "application/problem+json"
 SYSTEM = Actor.system("test", roles=frozenset({Role.ADMINISTRATOR}))
 
@@ -382,6 +383,29 @@ def test_the_openapi_document_is_served_and_complete() -> None:
         ("post", "/api/v1/employments"),
         ("post", "/api/v1/employments/{employment_id}/end"),
         ("post", "/api/v1/employments/{employment_id}/salaries"),
+        ("post", "/api/v1/persons/batch"),
+        ("post", "/api/v1/linkage/candidates"),
+        ("get", "/api/v1/linkage/pairs"),
+        ("get", "/api/v1/linkage/pairs/{pair_id}"),
+        ("post", "/api/v1/linkage/pairs/{pair_id}/decision"),
+        ("post", "/api/v1/linkage/merges"),
+        ("get", "/api/v1/linkage/merges/{merge_id}"),
+        ("post", "/api/v1/linkage/merges/{merge_id}/unmerge"),
+        ("get", "/api/v1/linkage/runs"),
+        ("post", "/api/v1/linkage/runs/dedupe"),
+        ("post", "/api/v1/linkage/runs/link"),
+        ("post", "/api/v1/linkage/runs/train"),
+        ("get", "/api/v1/linkage/runs/{run_id}"),
+        ("get", "/api/v1/linkage/runs/{run_id}/results"),
+        ("get", "/api/v1/linkage/models"),
+        ("get", "/api/v1/linkage/models/{model_id}"),
+        ("patch", "/api/v1/linkage/models/{model_id}"),
+        ("post", "/api/v1/linkage/models/{model_id}/activate"),
+        ("get", "/api/v1/linkage/models/{model_id}/export"),
+        ("post", "/api/v1/linkage/models/import"),
+        ("post", "/api/v1/linkage/cross-programme"),
+        ("post", "/api/v1/linkage/cross-programme/lists"),
+        ("get", "/api/v1/linkage/cross-programme/{run_id}"),
     }
     found = {(method, path) for path, item in schema["paths"].items() for method in item}
     assert found == expected
@@ -393,8 +417,14 @@ def test_the_openapi_document_is_served_and_complete() -> None:
                 assert {"400", "404", "409", "422"} <= set(responses), (method, path)
             for status, documented in responses.items():
                 media = set(documented["content"])
-                # Documents (the decision letter) are the one success that is not JSON.
-                success = {"application/pdf"} if path.endswith(".pdf") else {"application/json"}
+                # Documents (the decision letter, linkage result files) are the successes that
+                # are not JSON.
+                if path.endswith(".pdf"):
+                    success = {"application/pdf"}
+                elif path.endswith("/results"):
+                    success = {"text/csv", XLSX}
+                else:
+                    success = {"application/json"}
                 assert media == ({PROBLEM} if int(status) >= 400 else success)
             assert operation["security"] == [{"ApiTokenAuth": []}]
     problem = schema["components"]["schemas"]["ProblemOut"]

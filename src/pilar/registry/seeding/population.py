@@ -34,6 +34,7 @@ from pilar.registry.seeding.employers import (
     SyntheticEmployer,
     random_homoclave,
 )
+from pilar.registry.seeding.errors import CURP_MISSING, HIGH, SECOND_NSS, Noise, make_duplicate
 from pilar.registry.seeding.jobs import job_title
 
 CHUNK_SIZE = 5000
@@ -273,8 +274,10 @@ class ChunkGenerator:
         total_persons: int,
         duplicates_share: Fraction,
         employers: list[SyntheticEmployer],
+        noise: Noise = HIGH,
     ) -> None:
         self.seed = seed
+        self.noise = noise
         self.as_of = as_of.toordinal()
         self.total_persons = total_persons
         self.duplicates_share = duplicates_share
@@ -839,8 +842,6 @@ class ChunkGenerator:
     # --- duplicates --------------------------------------------------------------------------
 
     def _duplicates(self, members: list[_Member], count: int) -> None:
-        from pilar.registry.seeding.errors import make_duplicate
-
         if count <= 0 or not members:
             return
         rng = self.rng
@@ -855,6 +856,7 @@ class ChunkGenerator:
                 original_maternal=original.maternal,
                 original_birth=original.birth,
                 date=self.date,
+                noise=self.noise,
             )
             local = len(draft.persons)
             region = (
@@ -882,8 +884,8 @@ class ChunkGenerator:
                 )
             )
             errors = list(duplicate.errors)
-            if rng.random() < 0.35:
-                errors.append("curp_missing")
+            if rng.random() < self.noise.curp_missing:
+                errors.append(CURP_MISSING)
             else:
                 stem = self._curp_stem(
                     duplicate.given,
@@ -898,12 +900,12 @@ class ChunkGenerator:
                 draft.identifiers.append(
                     (local, "CURP", curp_complete(stem, self.date(duplicate.birth), 0))
                 )
-            if original.has_nss and rng.random() < 0.3:
+            if original.has_nss and rng.random() < self.noise.second_nss:
                 # A second NSS for the same worker, the classic IMSS duplicate.
                 draft.identifiers.append(
                     (local, "NSS", self._nss(original, duplicate.birth + int(18 * DAYS_PER_YEAR)))
                 )
-                errors.append("second_nss")
+                errors.append(SECOND_NSS)
             if (self.as_of - original.birth) / DAYS_PER_YEAR >= 18 and rng.random() < 0.5:
                 self._address(local, region, original.birth)
             if original.mobile is not None and rng.random() < 0.4:

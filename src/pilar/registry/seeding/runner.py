@@ -39,6 +39,7 @@ from pilar.registry.seeding.employers import (
     generate_employers,
     next_registration_number,
 )
+from pilar.registry.seeding.errors import DEFAULT_NOISE, NOISE_LEVELS
 from pilar.registry.seeding.population import (
     PROGRAMMES,
     ChunkDraft,
@@ -77,6 +78,8 @@ class SeedOptions:
     ground_truth: Path | None = None
     # None: decide from the size of the run and the machine.
     workers: int | None = None
+    # How damaged the duplicates are: a key of ``errors.NOISE_LEVELS``.
+    noise: str = DEFAULT_NOISE
 
     def ground_truth_path(self) -> Path:
         if self.ground_truth is not None:
@@ -93,6 +96,7 @@ class SeedSummary:
     ground_truth: Path
     identifiers_changed: int
     identifiers_dropped: int
+    noise: str = DEFAULT_NOISE
 
 
 def validate_options(options: SeedOptions) -> None:
@@ -106,6 +110,8 @@ def validate_options(options: SeedOptions) -> None:
         raise SeedArgumentError("--as-of must be a date between 1990 and 2100.")
     if options.workers is not None and not 1 <= options.workers <= 64:
         raise SeedArgumentError("--workers must be between 1 and 64.")
+    if options.noise not in NOISE_LEVELS:
+        raise SeedArgumentError(f"--noise must be one of: {', '.join(NOISE_LEVELS)}.")
     if options.ground_truth is not None and options.ground_truth.is_dir():
         raise SeedArgumentError("--ground-truth must be a file path, not a directory.")
 
@@ -145,6 +151,7 @@ def seed_run(
         total_persons=options.persons,
         duplicates_share=options.duplicates_share,
         employers=employers,
+        noise=NOISE_LEVELS[options.noise],
     )
     dialect = loader.dialect()
     totals = dict.fromkeys([*COLUMNS, "employer"], 0)
@@ -232,6 +239,7 @@ def seed_run(
                         "seed": options.seed,
                         "duplicates_share": float(options.duplicates_share),
                         "as_of": options.as_of.isoformat(),
+                        "noise": options.noise,
                     },
                     "counts": dict(totals),
                     "duplicates": len(ground_truth),
@@ -255,6 +263,7 @@ def seed_run(
         ground_truth=path,
         identifiers_changed=ledger.changed,
         identifiers_dropped=ledger.dropped,
+        noise=options.noise,
     )
 
 

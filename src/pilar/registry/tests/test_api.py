@@ -387,9 +387,18 @@ def test_possible_duplicate_gives_409_with_candidates_then_201_when_acknowledged
     refused = api.post("/api/v1/persons", person_body())
 
     document = assert_problem(refused, 409, "registry.possible_duplicate")
-    assert document["candidates"] == [
-        {"id": existing.pk, "name": existing.full_name, "birth_date": "1975-03-09", "region": "JC"}
-    ]
+    (candidate,) = document["candidates"]
+    assert {key: candidate[key] for key in ("id", "name", "birth_date", "region")} == {
+        "id": existing.pk,
+        "name": existing.full_name,
+        "birth_date": "1975-03-09",
+        "region": "JC",
+    }
+    assert candidate["match_weight"] > 0
+    assert 0 < candidate["match_probability"] <= 1
+    assert candidate["identifier_conflict"] is False
+    assert {"given", "surnames", "birth_date"} <= set(candidate["agreeing"])
+    assert {item["comparison"] for item in candidate["breakdown"]} >= {"given", "surnames"}
     assert counts() == before
 
     accepted = api.post("/api/v1/persons", person_body(acknowledge_possible_duplicate=True))
@@ -397,6 +406,133 @@ def test_possible_duplicate_gives_409_with_candidates_then_201_when_acknowledged
     assert accepted.status_code == 201, accepted.content
     event = AuditEvent.objects.get(action="person.register")
     assert str(existing.pk) in event.note
+
+
+def test_a_nickname_with_swapped_surnames_is_a_409_with_the_evidence() -> None:
+    api = registrar()
+    first = api.post(
+        "/api/v1/persons",
+        person_body(identifiers=[{"scheme": "CURP", "value": curp_of(person_body())}]),
+    )
+    assert first.status_code == 201, first.content
+    before = counts()
+
+    refused = api.post(
+        "/api/v1/persons",
+        person_body(given_names="Pepe Luis", paternal_surname="Pena", maternal_surname="Nunez"),
+    )
+
+    document = assert_problem(refused, 409, "registry.possible_duplicate")
+    assert [c["id"] for c in document["candidates"]] == [first.json()["id"]]
+    surnames = next(
+        item for item in document["candidates"][0]["breakdown"] if item["comparison"] == "surnames"
+    )
+    assert surnames["level"] == "swapped"
+    assert surnames["weight"] > 0
+    assert counts() == before
+
+
+def batch_row(**overrides: Any) -> dict[str, Any]:
+    body = person_body(**overrides)
+    body.pop("acknowledge_possible_duplicate", None)
+    return body
+
+
+def test_batch_registers_every_row() -> None:
+    api = registrar()
+    rows = [
+        batch_row(),
+        batch_row(
+            given_names="Rosa",
+            paternal_surname="Ortega",
+            sex="F",
+            contacts=[{"kind": "mobile", "value": "3312345678"}],
+        ),
+    ]
+
+    response = api.post("/api/v1/persons/batch", {"rows": rows})
+
+    assert response.status_code == 201, response.content
+    persons = response.json()["persons"]
+    assert [(item["row"], item["full_name"]) for item in persons] == [
+        (1, "José Luis Núñez Peña"),
+        (2, "Rosa Ortega Peña"),
+    ]
+    assert Person.objects.count() == 2
+    assert Contact.objects.get().person_id == persons[1]["id"]
+    registrations = AuditEvent.objects.filter(action="person.register")
+    assert list(registrations.values_list("channel", flat=True)) == ["api", "api"]
+
+
+def test_batch_with_a_possible_duplicate_is_a_409_until_acknowledged() -> None:
+    api = registrar()
+    existing = api.post("/api/v1/persons", person_body()).json()
+    before = counts()
+    rows = [
+        batch_row(given_names="Rosa", paternal_surname="Ortega", sex="F"),
+        batch_row(given_names="JOSE LUIS", maternal_surname=""),
+        batch_row(given_names="Rosa", paternal_surname="Ortega", sex="F", birth_date="1975-09-03"),
+    ]
+
+    refused = api.post("/api/v1/persons/batch", {"rows": rows})
+
+    document = assert_problem(refused, 409, "registry.batch_possible_duplicates")
+    reports = {item["row"]: item for item in document["rows"]}
+    assert set(reports) == {2, 3}
+    assert [c["id"] for c in reports[2]["candidates"]] == [existing["id"]]
+    assert [c["row"] for c in reports[3]["batch_candidates"]] == [1]
+    assert reports[3]["errors"] == []
+    assert counts() == before
+
+    accepted = api.post("/api/v1/persons/batch", {"rows": rows, "acknowledge": [2, 3]})
+
+    assert accepted.status_code == 201, accepted.content
+    assert Person.objects.count() == 4
+
+
+def test_batch_with_an_invalid_row_is_a_422_per_row() -> None:
+    api = registrar()
+    before = counts()
+
+    refused = api.post(
+        "/api/v1/persons/batch",
+        {
+            "rows": [
+                batch_row(),
+                batch_row(given_names="Rosa", sex="F", region="NL", birth_state="ZZ"),
+            ]
+        },
+    )
+
+    document = assert_problem(refused, 422, "registry.batch_invalid")
+    (report,) = document["rows"]
+    assert report["row"] == 2
+    assert {item["field"] for item in report["errors"]} == {"region", "birth_state"}
+    assert counts() == before
+
+
+def test_batch_request_shape_is_checked() -> None:
+    api = registrar()
+
+    too_many = api.post("/api/v1/persons/batch", {"rows": [batch_row()] * 1001})
+    empty = api.post("/api/v1/persons/batch", {"rows": []})
+    unknown_row = api.post("/api/v1/persons/batch", {"rows": [batch_row()], "acknowledge": [5]})
+    wrong_field = api.post("/api/v1/persons/batch", {"rows": [batch_row(shoe_size=42)]})
+
+    assert errors_of(too_many) == {"rows": ["field.too_many_items"]}
+    assert errors_of(empty) == {"rows": ["required"]}
+    assert errors_of(unknown_row) == {"acknowledge": ["batch.unknown_rows"]}
+    assert errors_of(wrong_field) == {"rows[0].shoe_size": ["field.unknown"]}
+    assert not Person.objects.exists()
+
+
+def test_batch_needs_the_register_permission() -> None:
+    auditor = Api(staff(Role.AUDITOR), Role.AUDITOR)
+
+    response = auditor.post("/api/v1/persons/batch", {"rows": [batch_row()]})
+
+    assert_problem(response, 403, "permission_denied")
+    assert not Person.objects.exists()
 
 
 def test_register_outside_the_office_region_is_forbidden() -> None:

@@ -7,6 +7,7 @@ import csv
 import datetime
 import hashlib
 import itertools
+import random
 from collections import Counter
 from decimal import Decimal
 from fractions import Fraction
@@ -44,8 +45,9 @@ from pilar.registry.models import (
     Person,
     Programme,
 )
-from pilar.registry.seeding import SeedArgumentError, SeedOptions, seed_run, wages
+from pilar.registry.seeding import SeedArgumentError, SeedOptions, errors, seed_run, wages
 from pilar.registry.seeding.employers import generate_employers
+from pilar.registry.seeding.errors import NOISE_LEVELS
 from pilar.registry.seeding.population import CHUNK_SIZE, ChunkGenerator
 
 AS_OF = datetime.date(2026, 1, 15)
@@ -495,3 +497,159 @@ def test_generated_chunks_keep_their_invariants(seed: int) -> None:
         days.add((employment, effective))
     for _person, scheme, value in draft.identifiers:
         validate_identifier(scheme, value)
+
+
+# --- noise levels ------------------------------------------------------------------------------
+
+
+def _duplicate_errors(noise: str, seed: int = 4) -> list[list[str]]:
+    """The error codes of every duplicate of a half-duplicate chunk at a noise level."""
+    draft = ChunkGenerator(
+        seed=seed,
+        as_of=AS_OF,
+        total_persons=CHUNK_SIZE,
+        duplicates_share=Fraction(1, 2),
+        employers=generate_employers(seed=seed, count=20, as_of=AS_OF),
+        noise=NOISE_LEVELS[noise],
+    ).generate(0)
+    return [codes.split(";") for _duplicate, _original, codes in draft.duplicates]
+
+
+def _name_errors(codes: list[str]) -> list[str]:
+    return [code for code in codes if code not in {errors.CURP_MISSING, errors.SECOND_NSS}]
+
+
+def test_low_noise_is_mostly_one_accent_or_typo_and_few_missing_curps() -> None:
+    duplicates = _duplicate_errors("low")
+    assert len(duplicates) == CHUNK_SIZE // 2
+    counts = Counter(len(_name_errors(codes)) for codes in duplicates)
+    assert counts[1] / len(duplicates) >= 0.85
+    assert max(counts) <= 2
+    kinds = Counter(code for codes in duplicates for code in _name_errors(codes))
+    assert (kinds[errors.ACCENTS_LOST] + kinds[errors.TYPO]) / sum(kinds.values()) >= 0.8
+    assert kinds[errors.SURNAMES_SWAPPED] == kinds[errors.PARTICLES] == 0
+    missing = sum(errors.CURP_MISSING in codes for codes in duplicates) / len(duplicates)
+    assert 0.07 <= missing <= 0.13
+
+
+def test_high_noise_has_every_kind_of_error_and_about_thirty_percent_missing_curps() -> None:
+    duplicates = _duplicate_errors("high")
+    counts = Counter(len(_name_errors(codes)) for codes in duplicates)
+    assert set(counts) == {1, 2, 3}
+    assert 0.5 <= counts[1] / len(duplicates) <= 0.7
+    kinds = Counter(code for codes in duplicates for code in _name_errors(codes))
+    for kind in (
+        errors.ACCENTS_LOST,
+        errors.SURNAMES_SWAPPED,
+        errors.MATERNAL_MISSING,
+        errors.PARTICLES,
+        errors.NICKNAME,
+        errors.TYPO,
+        errors.DAY_MONTH_SWAPPED,
+    ):
+        assert kinds[kind] >= 20, kind
+    missing = sum(errors.CURP_MISSING in codes for codes in duplicates) / len(duplicates)
+    assert 0.26 <= missing <= 0.34
+    low = Counter(len(_name_errors(codes)) for codes in _duplicate_errors("low"))
+    assert sum(k * v for k, v in counts.items()) > sum(k * v for k, v in low.items())
+
+
+def _with_particles(paternal: str, maternal: str, seed: int) -> errors.DuplicateRecord:
+    record = errors.DuplicateRecord("Ana", paternal, maternal, 720_000)
+    assert errors._particles(random.Random(seed), record)
+    return record
+
+
+def test_particles_are_dropped_added_recased_or_joined_with_y() -> None:
+    dropped_or_recased = {
+        _with_particles("de la Cruz", "Soto", seed).paternal for seed in range(20)
+    }
+    assert dropped_or_recased == {"Cruz", "De La Cruz"}
+    assert {_with_particles("Ruiz", "del Río", seed).maternal for seed in range(20)} == {
+        "Río",
+        "Del Rio",
+    }
+    assert _with_particles("Cruz", "Soto", 1).paternal == "de la Cruz"
+    joined = _with_particles("García", "López", 1)
+    assert (joined.paternal, joined.maternal) == ("García", "y López")
+    alone = errors.DuplicateRecord("Ana", "García", "", 720_000)
+    assert not errors._particles(random.Random(1), alone)
+
+
+def test_particle_duplicates_keep_their_features() -> None:
+    """A particle error changes how a surname is written, not the linkage features."""
+    from pilar.linkage.names import surname_std
+
+    for seed in range(30):
+        for paternal, maternal in (("de la Cruz", "Soto"), ("Ruiz", "del Río"), ("Paz", "Gil")):
+            record = _with_particles(paternal, maternal, seed)
+            assert {surname_std(record.paternal), surname_std(record.maternal)} == {
+                surname_std(paternal),
+                surname_std(maternal),
+            }
+
+
+def test_noise_is_recorded_and_the_ground_truth_keeps_its_name(
+    tmp_path: Path, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.VAR_DIR = tmp_path
+    call_command(
+        "seed",
+        "--persons",
+        "200",
+        "--employers",
+        "5",
+        "--seed",
+        "21",
+        "--as-of",
+        "2026-01-15",
+        "--duplicates-share",
+        "0.2",
+        "--noise",
+        "low",
+    )
+    assert "low noise" in capsys.readouterr().out
+    truth = tmp_path / "seed" / "ground_truth_21.csv"
+    rows = _ground_truth(truth)
+    assert len(rows) == 40
+    assert not any(errors.PARTICLES in row["errors"] for row in rows)
+    event = AuditEvent.objects.get(action="seed.run")
+    assert event.changes["parameters"]["noise"] == "low"
+
+
+def test_summary_reports_the_default_high_noise(tmp_path: Path) -> None:
+    summary = seed_run(
+        SeedOptions(
+            persons=100,
+            employers=5,
+            seed=2,
+            as_of=AS_OF,
+            ground_truth=tmp_path / "truth.csv",
+            workers=1,
+        )
+    )
+    assert summary.noise == "high"
+    event = AuditEvent.objects.get(action="seed.run")
+    assert event.changes["parameters"]["noise"] == "high"
+
+
+def test_an_unknown_noise_level_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with pytest.raises(SeedArgumentError, match="--noise"):
+        seed_run(SeedOptions(persons=10, employers=1, seed=1, noise="medium"))
+    with pytest.raises(CommandError, match="medium"):
+        call_command(
+            "seed",
+            "--persons",
+            "10",
+            "--employers",
+            "1",
+            "--seed",
+            "1",
+            "--noise",
+            "medium",
+            "--ground-truth",
+            str(tmp_path / "g.csv"),
+        )
+    assert not Person.objects.exists()
+    assert not AuditEvent.objects.exists()
+    assert not (tmp_path / "g.csv").exists()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from pilar.core.actor import Actor
 from pilar.core.errors import NotFound, PermissionDenied, ValidationFailed
@@ -15,6 +16,7 @@ from pilar.core.identifiers import CURP, NSS, curp_complete, curp_stem
 from pilar.core.models import AuditEvent
 from pilar.core.roles import Role
 from pilar.core.tests.factories import actor
+from pilar.linkage.models import MatchKey
 from pilar.registry import services
 from pilar.registry.models import (
     Address,
@@ -256,6 +258,194 @@ class TestPersonRegister:
             "given_names": {"too_long"},
             "paternal_surname": {"name.invalid_characters"},
         }
+
+
+class TestLinkageAtEntry:
+    """The duplicate check is record linkage: not only identical normalised names."""
+
+    def test_a_nickname_and_swapped_surnames_are_caught_with_the_evidence(
+        self, registrar: Actor
+    ) -> None:
+        existing = services.person_register(
+            actor=registrar, data=_data(), identifiers=[IdentifierData(CURP, _curp(_data()))]
+        )
+        typed = _data(given_names="Pepe Luis", paternal_surname="Pena", maternal_surname="Nunez")
+
+        with pytest.raises(PossibleDuplicate) as caught:
+            services.person_register(actor=registrar, data=typed)
+
+        (candidate,) = caught.value.extra["candidates"]
+        assert candidate["id"] == existing.pk
+        assert candidate["name"] == "José Luis Núñez Peña"
+        assert candidate["match_weight"] > 0
+        assert 0 < candidate["match_probability"] <= 1
+        assert candidate["identifier_conflict"] is False
+        assert {"surnames", "birth_date"} <= set(candidate["agreeing"])
+        assert Person.objects.count() == 1
+
+        person = services.person_register(
+            actor=registrar, data=typed, acknowledge_possible_duplicate=True
+        )
+        assert f"{existing.pk} (" in AuditEvent.objects.get(person_id=person.pk).note
+        assert person.match_key.features["given_canon"] == "JOSE LUIS"
+
+    def test_a_different_person_with_common_surnames_registers_without_warning(
+        self, registrar: Actor
+    ) -> None:
+        services.person_register(actor=registrar, data=_data())
+        other = _data(given_names="Ana Sofía", sex="F", birth_date=datetime.date(1975, 8, 30))
+
+        assert services.person_register(actor=registrar, data=other).pk
+
+    def test_an_update_that_makes_a_record_look_like_another_warns(self, registrar: Actor) -> None:
+        existing = services.person_register(actor=registrar, data=_data())
+        other = services.person_register(
+            actor=registrar,
+            data=_data(given_names="Ana Sofía", sex="F", birth_date=datetime.date(1991, 6, 15)),
+        )
+        changes = {"given_names": "José Luis", "sex": "M", "birth_date": datetime.date(1975, 3, 9)}
+
+        with pytest.raises(PossibleDuplicate) as caught:
+            services.person_update(actor=registrar, person_id=other.pk, changes=changes)
+        assert [c["id"] for c in caught.value.extra["candidates"]] == [existing.pk]
+        other.refresh_from_db()
+        assert other.given_names == "Ana Sofía"
+        # A change that leaves names and birth date alone does not ask again.
+        services.person_update(actor=registrar, person_id=existing.pk, changes={"region": "JC"})
+
+        updated = services.person_update(
+            actor=registrar,
+            person_id=other.pk,
+            changes=changes,
+            acknowledge_possible_duplicate=True,
+        )
+        assert updated.match_key.given_std == "JOSE LUIS"
+        event = AuditEvent.objects.get(action="person.update", person_id=other.pk)
+        assert str(existing.pk) in event.note
+
+
+def _row(row: int, **overrides: object) -> services.PersonRow:
+    data = _data(**overrides)
+    return services.PersonRow(row=row, data=data)
+
+
+class TestBatchRegistration:
+    def test_registers_every_row_in_one_go(self, registrar: Actor) -> None:
+        rows = [
+            _row(2),
+            _row(3, given_names="Ana Sofía", sex="F", birth_date=datetime.date(1990, 2, 1)),
+            services.PersonRow(
+                row=4,
+                data=_data(given_names="Rosa", paternal_surname="Ortega", sex="F"),
+                identifiers=[IdentifierData(NSS, valid_nss())],
+                address=AddressData(
+                    street="Av. Hidalgo 12", municipality="Zapopan", state="JC", postal_code="45100"
+                ),
+            ),
+        ]
+
+        persons = services.person_register_batch(actor=registrar, rows=rows)
+
+        assert [p.given_names for p in persons] == ["José Luis", "Ana Sofía", "Rosa"]
+        assert Person.objects.count() == 3
+        assert persons[2].identifiers.get().scheme == NSS
+        assert persons[2].addresses.get().postal_code == "45100"
+        notes = set(AuditEvent.objects.values_list("note", flat=True))
+        assert notes == {"bulk row 2", "bulk row 3", "bulk row 4"}
+        assert {key.person_id for key in MatchKey.objects.all()} == {p.pk for p in persons}
+
+    def test_one_invalid_row_writes_nothing_and_every_problem_is_reported(
+        self, registrar: Actor
+    ) -> None:
+        existing = services.person_register(actor=registrar, data=_data())
+        rows = [
+            _row(2, given_names="Ana Sofía", sex="F", birth_date=datetime.date(1991, 6, 15)),
+            _row(3, given_names="", birth_date=datetime.date(2999, 1, 1)),
+            _row(4, given_names="Pepe Luis"),
+            _row(5, region="NL", given_names="Rosa", sex="F", birth_date=datetime.date(1960, 1, 1)),
+        ]
+
+        with pytest.raises(services.BatchInvalid) as caught:
+            services.person_register_batch(actor=registrar, rows=rows)
+
+        reports = {report.row: report for report in caught.value.reports}
+        assert set(reports) == {3, 4, 5}
+        assert set(reports[3].errors) == {"given_names", "birth_date"}
+        assert [c.person_id for c in reports[4].candidates] == [existing.pk]
+        assert set(reports[5].errors) == {"region"}
+        document = caught.value.extra["rows"]
+        assert [item["row"] for item in document] == [3, 4, 5]
+        assert document[0]["errors"][0]["field"] == "given_names"
+        assert Person.objects.count() == 1
+        assert AuditEvent.objects.filter(action="person.register").count() == 1
+
+    def test_candidates_block_until_their_rows_are_acknowledged(self, registrar: Actor) -> None:
+        existing = services.person_register(actor=registrar, data=_data())
+        rows = [
+            _row(2, given_names="Pepe Luis"),
+            _row(3, given_names="Ana Sofía", sex="F", birth_date=datetime.date(1990, 2, 1)),
+            # The same person as row 3, typed again further down the list.
+            _row(4, given_names="Ana Sofia", sex="F", birth_date=datetime.date(1990, 1, 2)),
+        ]
+
+        with pytest.raises(services.BatchPossibleDuplicates) as caught:
+            services.person_register_batch(actor=registrar, rows=rows, acknowledge={2})
+        reports = {report.row: report for report in caught.value.reports}
+        assert set(reports) == {2, 4}
+        assert reports[2].acknowledged
+        assert not reports[2].blocked
+        assert [c.person_id for c in reports[2].candidates] == [existing.pk]
+        assert [item["row"] for item in reports[4].batch_candidates] == [3]
+        assert "birth_date" in reports[4].batch_candidates[0]["agreeing"]
+        assert Person.objects.count() == 1
+
+        persons = services.person_register_batch(actor=registrar, rows=rows, acknowledge={2, 4})
+
+        assert len(persons) == 3
+        notes = AuditEvent.objects.filter(action="person.register").values_list("note", flat=True)
+        assert any(f"{existing.pk} (" in note and "bulk row 2" in note for note in notes)
+        assert any("same person as row 3" in note for note in notes)
+
+    def test_an_identifier_on_two_rows_is_an_error(self, registrar: Actor) -> None:
+        nss = valid_nss()
+        rows = [
+            services.PersonRow(row=1, data=_data(), identifiers=[IdentifierData(NSS, nss)]),
+            services.PersonRow(
+                row=2,
+                data=_data(given_names="Rosa", paternal_surname="Ortega", sex="F"),
+                identifiers=[IdentifierData(NSS, nss)],
+            ),
+        ]
+
+        with pytest.raises(services.BatchInvalid) as caught, translation.override("en"):
+            services.person_register_batch(actor=registrar, rows=rows)
+
+        (report,) = caught.value.reports
+        assert report.row == 2
+        assert _codes(ValidationFailed(report.errors)) == {
+            "identifiers[0]": {"identifier.repeated_in_batch"}
+        }
+        assert str(report.errors["identifiers[0]"][0].message) == "This NSS is also on row 1."
+        assert not Person.objects.exists()
+
+    def test_bad_batches_are_refused(self, registrar: Actor) -> None:
+        with pytest.raises(ValidationFailed) as caught:
+            services.person_register_batch(actor=registrar, rows=[])
+        assert _codes(caught.value) == {"rows": {"required"}}
+
+        with pytest.raises(ValidationFailed) as caught:
+            services.person_register_batch(actor=registrar, rows=[_row(1)], acknowledge={1, 9})
+        assert _codes(caught.value) == {"acknowledge": {"batch.unknown_rows"}}
+
+        with pytest.raises(services.BatchInvalid) as invalid:
+            services.person_register_batch(
+                actor=registrar, rows=[_row(1), _row(1, given_names="Rosa", sex="F")]
+            )
+        assert set(invalid.value.reports[0].errors) == {"row"}
+
+        with pytest.raises(PermissionDenied):
+            services.person_register_batch(actor=actor(Role.AUDITOR), rows=[_row(1)])
+        assert not Person.objects.exists()
 
 
 class TestPersonUpdate:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from decimal import Decimal
 from typing import Any, cast
 
@@ -35,6 +36,7 @@ from pilar.registry.tests.factories import (
     PersonFactory,
     ProgrammeFactory,
     person_with_curp,
+    valid_nss,
 )
 
 pytestmark = pytest.mark.django_db
@@ -297,6 +299,40 @@ def test_possible_duplicate_is_shown_then_registered_when_acknowledged() -> None
     assert second.status_code == 302
     assert Person.objects.count() == 2
     assert "possible duplicate" in AuditEvent.objects.get(action="person.register").note
+
+
+def test_the_warning_says_why_a_differently_typed_record_matches() -> None:
+    client = registrar()
+    first = client.post(REGISTER, registration())
+    assert first.status_code == 302
+    existing = Person.objects.get()
+
+    # A nickname, the surnames swapped, no accents, no CURP.
+    typed = registration(
+        given_names="Pepe Angel", paternal_surname="Ortega", maternal_surname="Nunez", curp=""
+    )
+    response = client.post(REGISTER, typed)
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert detail_url(existing) in html
+    assert f'data-candidate="{existing.pk}"' in html
+    agree = re.search(r'class="candidate-agree"><strong>Agree:</strong> ([^<]*)</p>', html)
+    assert agree is not None
+    assert {"Surnames", "Birth date"} <= set(agree.group(1).split(", "))
+    assert "the same, in the other order" in html
+    assert 'name="acknowledge_possible_duplicate"' in html
+    assert Person.objects.count() == 1
+
+
+def test_an_identifier_conflict_is_flagged_in_the_warning() -> None:
+    client = registrar()
+    assert client.post(REGISTER, registration(nss=valid_nss())).status_code == 302
+
+    response = client.post(REGISTER, registration(curp="", nss=valid_nss()))
+
+    assert response.status_code == 409
+    assert "Different CURP or NSS" in response.content.decode()
 
 
 def test_register_needs_the_permission() -> None:

@@ -171,6 +171,15 @@ class Command(BaseCommand):
             f"Entered {benefits.claims} claim(s): {benefits.awards} award(s), "
             f"{benefits.denied} denial(s), {benefits.pending} awaiting a second officer."
         )
+        from pilar.linkage.demo import demo_linkage
+
+        self.stdout.write("Training a record-linkage model and deduplicating the registry …")
+        linkage = demo_linkage(steward=User.objects.get(username=Role.DATA_STEWARD.value))
+        self.stdout.write(
+            f"Linkage model {linkage.model or '—'}: {linkage.auto_linked} pair(s) linked "
+            f"automatically, {linkage.for_review} awaiting review ({linkage.seconds:.0f} s)."
+            + (f" Skipped: {'; '.join(linkage.skipped)}" if linkage.skipped else "")
+        )
         portal_lines: list[str] = []
         if contributions.portal_employer is not None:
             employer = contributions.portal_employer
@@ -182,6 +191,15 @@ class Command(BaseCommand):
                 f"    Upload {contributions.file_with_errors} to read a validation report,",
                 f"    then {contributions.ready_file} to confirm and post it.",
             ]
+        portal_lines += [
+            "",
+            f"  Record linkage (log in as data_steward): http://{options['host']}:"
+            f"{options['port']}/linkage/runs/",
+            "    Review the pairs the deduplication found, merge one, then unmerge it.",
+            "    Models: m/u per comparison, thresholds, export at /linkage/models/.",
+            f"    Link a list: upload {linkage.list_file or 'a CSV'} at /linkage/runs/link/.",
+            "    Cross-programme check: PENSION_BIENESTAR × IMSS_LEY73 at /linkage/cross/.",
+        ]
         self.stdout.write(
             self._banner(
                 accounts,

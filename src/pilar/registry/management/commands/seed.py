@@ -2,6 +2,7 @@
 
     pilar seed --persons 10000 --employers 300 --seed 2026
     pilar seed --persons 1000000 --employers 10000 --seed 1 --duplicates-share 0.05
+    pilar seed --persons 100000 --employers 3000 --seed 1 --noise low
 
 Appends safely to a database that already holds persons (new ids, identifiers kept unique).
 """
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from pilar.registry.seeding import SeedArgumentError, SeedOptions, seed_run
+from pilar.registry.seeding.errors import DEFAULT_NOISE, NOISE_LEVELS
 
 
 def _share(text: str) -> Fraction:
@@ -76,6 +78,14 @@ class Command(BaseCommand):
             "part of what makes a run reproducible.",
         )
         parser.add_argument(
+            "--noise",
+            choices=sorted(NOISE_LEVELS),
+            default=DEFAULT_NOISE,
+            help="How damaged the duplicates are: low (mostly one error, lost accents and "
+            "typos, 10%% without CURP) or high (one to three errors of every kind, 30%% "
+            "without CURP; the default).",
+        )
+        parser.add_argument(
             "--workers",
             type=int,
             default=None,
@@ -91,6 +101,7 @@ class Command(BaseCommand):
             as_of=options["as_of"] or timezone.localdate(),
             ground_truth=options["ground_truth"],
             workers=options["workers"],
+            noise=options["noise"],
         )
         verbose = options["verbosity"] >= 1
         try:
@@ -112,7 +123,8 @@ class Command(BaseCommand):
         for name, count in summary.counts.items():
             self.stdout.write(f"  {name:<{width}}  {count:>12,}")
         self.stdout.write(
-            f"  duplicates: {summary.duplicates:,} (ground truth: {summary.ground_truth})"
+            f"  duplicates: {summary.duplicates:,}, {summary.noise} noise "
+            f"(ground truth: {summary.ground_truth})"
         )
         if summary.identifiers_changed or summary.identifiers_dropped:
             self.stdout.write(
