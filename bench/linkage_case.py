@@ -16,6 +16,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import random
 import re
@@ -64,7 +65,7 @@ def main(arguments: list[str]) -> int:
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--entry", type=int, default=0)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--max-pairs", type=float, default=2e7)
+    parser.add_argument("--max-pairs", type=float, default=5e6)
     options = parser.parse_args(arguments)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pilar.settings")
@@ -101,19 +102,31 @@ def main(arguments: list[str]) -> int:
     figures["pair_completeness"] = float(completeness) if completeness is not None else 0.0
 
     thresholds = model.thresholds
+    # The decision threshold is fixed beforehand, never read off the truth: match probability
+    # 0.99 (as for FEBRL). The product's auto-link threshold is reported beside it.
+    decision_weight = math.log2(0.99 / 0.01)
     mark = time.perf_counter()
-    pairs = engine.predict_dedupe(frame, model, min_weight=thresholds["review_weight"])
+    pairs = engine.predict_dedupe(
+        frame, model, min_weight=min(thresholds["review_weight"], decision_weight)
+    )
     figures["predict_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    clusters = engine.cluster(pairs, threshold_weight=thresholds["match_weight"])
+    clusters = engine.cluster(pairs, threshold_weight=decision_weight)
     figures["cluster_s"] = time.perf_counter() - mark
     figures["dedupe_s"] = time.perf_counter() - started
     figures["peak_rss_mb"] = _peak_rss_mb()
-    figures["pairs_for_review"] = float(pairs.height)
+    figures["pairs_scored"] = float(pairs.height)
 
-    scores = evaluation.evaluate_clusters(clusters, truth)
+    scores = evaluation.pair_metrics(evaluation.pairs_from_clusters(clusters), truth)
+    figures.update(precision=scores.precision, recall=scores.recall, f1=scores.f1)
+    auto = engine.cluster(pairs, threshold_weight=thresholds["auto_link_weight"])
+    auto_scores = evaluation.pair_metrics(evaluation.pairs_from_clusters(auto), truth)
     figures.update(
-        precision=scores.precision, recall=scores.recall, f1=scores.f1, threshold=thresholds
+        auto_precision=auto_scores.precision,
+        auto_recall=auto_scores.recall,
+        auto_f1=auto_scores.f1,
+        auto_link_weight=thresholds["auto_link_weight"],
+        review_weight=thresholds["review_weight"],
     )
     if options.entry:
         figures.update(_entry(options.entry, options.seed))

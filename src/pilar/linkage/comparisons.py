@@ -16,8 +16,10 @@ The string functions are implemented here in pure Python with DuckDB's definitio
 applied only when the Jaro similarity exceeds 0.7), ``levenshtein`` and ``damerau_levenshtein``
 (unrestricted: transpositions of letters that are not adjacent after other edits count, as in
 DuckDB). Spark runs the same SQL with the similarity UDFs of Splink's jar (``jaro_winkler``,
-``damerau_levenshtein``), registered by ``SparkAPI``; its Jaro-Winkler follows the same
-definition, so Spark's levels agree with DuckDB's except at floating-point ties.
+``damerau_levenshtein``), registered by ``SparkAPI`` — except Jaro-Winkler: the jar's counts
+half an odd number of out-of-order matches as a fraction where DuckDB rounds down, so Spark calls
+``pilar_jaro_winkler``, which ``engine.SparkEngine`` registers as a vectorised Python function
+(this module's ``jaro_winkler``) or, when asked for speed over agreement, as the jar's class.
 
 Public API:
 
@@ -45,6 +47,11 @@ DIALECTS: tuple[Dialect, ...] = ("duckdb", "spark")
 JARO_WINKLER_THRESHOLD = 0.92
 
 Features = Mapping[str, Any]
+
+# The Jaro-Winkler function Spark SQL calls; ``engine.SparkEngine`` registers it. Splink's jar
+# has a ``jaro_winkler`` too, but it counts half transpositions as a fraction (OROZCO/OROOZCO:
+# 0.908 against DuckDB's 0.928), which moves pairs across the 0.92 threshold.
+SPARK_JARO_WINKLER = "pilar_jaro_winkler"
 
 
 # --- string metrics (DuckDB's definitions) ---------------------------------------------------
@@ -179,11 +186,9 @@ class Column(Expr):
         return f"{self.name}_{self.side}"
 
     def value(self, left: Features, right: Features) -> Any:
-        record = left if self.side == "l" else right
-        found = record.get(self.name)
-        # Feature frames carry null, never "", for an absent value; treat a stray "" as null
-        # would be wrong here because SQL would not: keep the value as given.
-        return found
+        # Kept as given: an "" compares as a value, as it would in SQL (features never make
+        # one; absent values are null).
+        return (left if self.side == "l" else right).get(self.name)
 
 
 def L(name: str) -> Column:
@@ -339,7 +344,7 @@ class Metric(Cond):
     def _function_sql(self, dialect: Dialect) -> str:
         a, b = self.first.sql(dialect), self.second.sql(dialect)
         if self.metric == "jaro_winkler":
-            name = "jaro_winkler_similarity" if dialect == "duckdb" else "jaro_winkler"
+            name = "jaro_winkler_similarity" if dialect == "duckdb" else SPARK_JARO_WINKLER
             return f"{name}({a}, {b})"
         if self.metric == "levenshtein":
             return f"levenshtein({a}, {b})"

@@ -4,7 +4,8 @@ tables that scoring one pair needs.
 
 Public API:
 
-- ``BlockingRule`` (``key``, ``equalities``, ``sql()``), ``LinkageSpec`` (``name``,
+- ``Key``, ``BlockingRule`` (``key``, ``equalities``, ``sql()``), ``rule(*keys)``,
+  ``LinkageSpec`` (``name``,
   ``comparisons``, ``blocking_rules``, ``training_rules``, ``deterministic_rules``,
   ``deterministic_recall``, ``splink_settings(dialect, ...)``), ``PERSON_SPEC``.
 - ``TrainedModel``: m/u per comparison level, λ (``probability_two_random_records_match``),
@@ -28,6 +29,10 @@ The model file::
                  "training": {…}},
      "splink": <Splink's settings JSON, m/u included>}
 
+The stored Splink settings are in the SQL of the engine that trained the model; another engine
+does not translate that SQL but rebuilds the settings for its own dialect from the spec and the
+m/u (``TrainedModel.splink_settings(dialect)``), so a model trained on DuckDB runs on Spark.
+
 Term frequencies: Splink normally computes them from the data being linked. Pilar computes them
 once, at training, and keeps them in the model file (the values seen at least twice, the
 ``TF_TABLE_SIZE`` most frequent per column; every other value gets the ``floor``, the lowest
@@ -44,7 +49,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import splink
@@ -661,12 +666,6 @@ def load_model(
         feature_version=int(document["feature_version"]),
         dialect="spark" if dialect == "spark" else "duckdb",
     )
-
-
-def with_thresholds(
-    trained: TrainedModel, *, auto_link_weight: float, review_weight: float
-) -> TrainedModel:
-    return replace(trained, auto_link_weight=auto_link_weight, review_weight=review_weight)
 
 
 # --- the default model -----------------------------------------------------------------------

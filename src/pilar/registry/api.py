@@ -473,16 +473,19 @@ def person_search(
     page: Annotated[PageNumber, Query(1)],
     page_size: Annotated[PageSize, Query(25)],
     include_inactive: Annotated[bool, Query(False)],
+    include_merged: Annotated[bool, Query(False)],
 ) -> dict[str, Any]:
     """By identifier (a CURP, NSS or RFC: exact match) or by name (every word must appear,
     accents and case ignored: `garc mar` finds María García). Only persons of the caller's
-    region, unless the role has national scope."""
+    region, unless the role has national scope. Records merged into a golden record are left
+    out unless `include_merged` (an identifier of a merged record finds the golden record)."""
     result = selectors.person_search(
         actor=actor_of(request),
         query=q,
         page=page,
         page_size=page_size,
         include_inactive=include_inactive,
+        include_merged=include_merged,
     )
     return page_out(request, result, result.items)
 

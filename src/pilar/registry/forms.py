@@ -41,6 +41,9 @@ class PersonSearchForm(PilarForm):
         help_text=_("Accents and capitals do not matter; parts of names are enough."),
     )
     include_inactive = forms.BooleanField(label=_("Include inactive records"), required=False)
+    include_merged = forms.BooleanField(
+        label=_("Include records merged into another"), required=False
+    )
 
 
 class PersonForm(PilarForm):

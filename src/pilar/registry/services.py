@@ -81,6 +81,17 @@ class PossibleDuplicate(Conflict):
     title = _("This person may already be registered.")
 
 
+class MergedRecord(Conflict):
+    """The record was merged into a golden record (record linkage): changes go to the golden
+    record, so the person's data is never split again. Unmerge first to change this one."""
+
+    code = "registry.merged_record"
+    title = _(
+        "This record was merged into another record of the same person. "
+        "Make the change on that record."
+    )
+
+
 class StaleVersion(Conflict):
     code = "registry.stale_version"
     title = _("Someone else changed this record after you opened it. Reload it and try again.")
@@ -98,6 +109,8 @@ def _person_for_write(actor: Actor, person_id: int, permission: str) -> Person:
     person = Person.objects.select_for_update().filter(pk=person_id).first()
     if person is None or not actor.sees_region(person.region):
         raise NotFound(extra={"entity": "person", "id": person_id})
+    if person.merged_into_id is not None:
+        raise MergedRecord(extra={"golden_id": person.merged_into_id})
     return person
 
 

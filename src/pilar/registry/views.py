@@ -111,6 +111,7 @@ def person_search(request: HttpRequest) -> HttpResponse:
                     query=query,
                     page=page_number(request),
                     include_inactive=form.cleaned_data["include_inactive"],
+                    include_merged=form.cleaned_data["include_merged"],
                 )
             except ValidationFailed as error:
                 apply_service_errors(form, error)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import os
 import random
 from collections import Counter
 from typing import Any
@@ -19,6 +20,7 @@ from pilar.core.identifiers import curp_complete, nss_check_digit
 from pilar.linkage.comparisons import (
     PERSON_COMPARISONS,
     Comparison,
+    Dialect,
     columns_used,
     damerau_levenshtein,
     jaro,
@@ -186,7 +188,8 @@ def test_spark_sql_uses_the_jar_functions() -> None:
         level["sql_condition"]
         for level in surnames["comparison_levels"] + given["comparison_levels"]
     )
-    assert "jaro_winkler(" in conditions
+    # Pilar's own function (engine.SparkEngine registers it), not the jar's jaro_winkler.
+    assert "pilar_jaro_winkler(paternal_std_l, paternal_std_r) >= 0.92" in conditions
     assert "jaro_winkler_similarity" not in conditions
     assert "arrays_overlap(split(given_canon_l, ' '), split(given_canon_r, ' '))" in conditions
     assert "damerau_levenshtein(given_main_l, given_main_r) <= 1" in conditions
@@ -206,9 +209,14 @@ _SCHEMA = {
 
 
 def splink_gammas(
-    pairs: list[tuple[dict[str, Any], dict[str, Any]]], comparisons: tuple[Comparison, ...]
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    comparisons: tuple[Comparison, ...],
+    *,
+    api: Any = None,
+    dialect: Dialect = "duckdb",
 ) -> pl.DataFrame:
-    """Splink's comparison vector of each pair, by pair number."""
+    """Splink's comparison vector of each pair, by pair number (DuckDB unless ``api`` is
+    another Splink database API)."""
     left = pl.DataFrame(
         [{**first, "unique_id": index} for index, (first, _second) in enumerate(pairs)],
         schema=_SCHEMA,
@@ -217,10 +225,10 @@ def splink_gammas(
         [{**second, "unique_id": index} for index, (_first, second) in enumerate(pairs)],
         schema=_SCHEMA,
     )
-    api = DuckDBAPI()
+    api = api or DuckDBAPI()
     settings = {
         "link_type": "link_only",
-        "comparisons": [item.splink_dict("duckdb") for item in comparisons],
+        "comparisons": [item.splink_dict(dialect) for item in comparisons],
         "blocking_rules_to_generate_predictions": [{"blocking_rule": "l.unique_id = r.unique_id"}],
         "retain_matching_columns": True,
     }
@@ -230,9 +238,26 @@ def splink_gammas(
     predictions = linker.inference.predict(warning_mode="never")
     gammas = [item.gamma_column for item in comparisons]
     frame = pl.DataFrame(pl.from_arrow(predictions.as_pyarrow_table()))
-    left_first = frame["source_dataset_l"][0] < frame["source_dataset_r"][0]
-    assert left_first, "the first registered table is Splink's left"
+    # Each pair is (record n of the left table, record n of the right): the same number.
+    assert (frame["unique_id_l"] == frame["unique_id_r"]).all()
     return frame.select(pl.col("unique_id_l").alias("pair"), *gammas).sort("pair")
+
+
+def _assert_levels_agree(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]], splink: pl.DataFrame
+) -> Counter[tuple[str, int]]:
+    assert splink.height == len(pairs)
+    seen: Counter[tuple[str, int]] = Counter()
+    mismatches = []
+    for row in splink.iter_rows(named=True):
+        left, right = pairs[row["pair"]]
+        for item in PERSON_COMPARISONS:
+            python = item.gamma(left, right)
+            seen[(item.name, python)] += 1
+            if python != row[item.gamma_column]:
+                mismatches.append((row["pair"], item.name, python, row[item.gamma_column]))
+    assert mismatches == []
+    return seen
 
 
 def test_splink_and_python_levels_agree_on_every_pair() -> None:
@@ -245,18 +270,7 @@ def test_splink_and_python_levels_agree_on_every_pair() -> None:
     pairs += [(rows[a], rows[b]) for a, b in itertools.pairwise(ids)]
     assert len(pairs) >= 2000
 
-    splink = splink_gammas(pairs, PERSON_COMPARISONS)
-    assert splink.height == len(pairs)
-    seen: Counter[tuple[str, int]] = Counter()
-    mismatches = []
-    for row in splink.iter_rows(named=True):
-        left, right = pairs[row["pair"]]
-        for item in PERSON_COMPARISONS:
-            python = item.gamma(left, right)
-            seen[(item.name, python)] += 1
-            if python != row[item.gamma_column]:
-                mismatches.append((row["pair"], item.name, python, row[item.gamma_column]))
-    assert mismatches == []
+    seen = _assert_levels_agree(pairs, splink_gammas(pairs, PERSON_COMPARISONS))
     # The sample reaches every level of every comparison (else the agreement proves little).
     missing = [
         (item.name, level.key)
@@ -265,3 +279,20 @@ def test_splink_and_python_levels_agree_on_every_pair() -> None:
         if seen[(item.name, gamma)] == 0
     ]
     assert missing == []
+
+
+@pytest.mark.skipif(
+    os.environ.get("PILAR_SPARK_TESTS") != "1",
+    reason="starts a local Spark session; set PILAR_SPARK_TESTS=1",
+)
+def test_spark_levels_agree_with_python() -> None:
+    from pilar.linkage.engine import SparkEngine, local_spark_session
+
+    pairs = boundary_pairs(2400)
+    engine = SparkEngine(local_spark_session(cores=2, memory="2g"))
+    try:
+        # The engine's API: Splink's functions from the jar plus Pilar's Jaro-Winkler.
+        splink = splink_gammas(pairs, PERSON_COMPARISONS, api=engine._new_api(), dialect="spark")
+        _assert_levels_agree(pairs, splink)
+    finally:
+        engine.spark.stop()

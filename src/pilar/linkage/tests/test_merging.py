@@ -596,3 +596,18 @@ def test_merge_then_unmerge_puts_every_row_of_every_table_back(
         assert {
             e.person_id for e in AuditEvent.objects.filter(action=action, entity_id=str(merge.pk))
         } == {golden.pk, merged.pk}
+
+
+def test_a_merged_record_refuses_changes_and_names_its_golden_record() -> None:
+    from pilar.registry.services import MergedRecord, person_update
+
+    golden, merged = two_records()
+    merge_persons(actor=steward(), golden_id=golden.pk, merged_id=merged.pk, reason="Same person")
+    before = refreshed(merged)
+
+    with pytest.raises(MergedRecord) as refused:
+        person_update(actor=steward(), person_id=merged.pk, changes={"given_names": "Pepe"})
+
+    assert refused.value.extra["golden_id"] == golden.pk
+    after = refreshed(merged)
+    assert (after.given_names, after.version) == (before.given_names, before.version)

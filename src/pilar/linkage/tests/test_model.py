@@ -246,5 +246,5 @@ def test_spark_settings_use_spark_functions() -> None:
     settings = DEFAULT_MODEL.splink_settings("spark")
     text = json.dumps(settings)
     assert settings["sql_dialect"] == "spark"
-    assert "jaro_winkler(" in text
+    assert "pilar_jaro_winkler(" in text
     assert "jaro_winkler_similarity" not in text
