@@ -15,19 +15,36 @@ The string functions are implemented here in pure Python with DuckDB's definitio
 ``jaro_winkler_similarity`` (winkler boost of 0.1 per common prefix character, at most four,
 applied only when the Jaro similarity exceeds 0.7), ``levenshtein`` and ``damerau_levenshtein``
 (unrestricted: transpositions of letters that are not adjacent after other edits count, as in
-DuckDB). Spark runs the same SQL with the similarity UDFs of Splink's jar (``jaro_winkler``,
-``damerau_levenshtein``), registered by ``SparkAPI`` — except Jaro-Winkler: the jar's counts
-half an odd number of out-of-order matches as a fraction where DuckDB rounds down, so Spark calls
-``pilar_jaro_winkler``, which ``engine.SparkEngine`` registers as a vectorised Python function
-(this module's ``jaro_winkler``) or, when asked for speed over agreement, as the jar's class.
+DuckDB) — to the last bit, because a similarity one bit off can fall on the other side of 0.92
+(DuckDB computes the Winkler boost with a fused multiply-add, emulated here). Spark runs the
+same SQL with the similarity UDFs of Splink's jar (``damerau_levenshtein``), registered by
+``SparkAPI`` — except Jaro-Winkler: the jar's counts half an odd number of out-of-order matches
+as a fraction where DuckDB rounds down, so Spark calls ``pilar_jaro_winkler``, which
+``engine.SparkEngine`` registers as a vectorised Python function (this module's
+``jaro_winkler``) or, when asked for speed over agreement, as the jar's class.
+
+Where the levels depart from docs/linkage.md, and why:
+the surnames' exact level is adjusted by the frequency of the *pair* of surnames
+(``surnames_sorted``), not of the paternal one alone — the level agrees on both, and Splink's
+adjustment log2(u_level / tf) with a paternal surname's frequency (about 0.01) against the
+level's u (about 3e-5) would take some eight bits off every such pair; the CURP's "close"
+level applies only when one side has no CURP (two real CURPs that differ are a conflict, and
+scoring them "close" counted a typo twice: precision 0.9966 → 1.0 at weight 0); two levels are
+added — a given name one typing slip apart (short names fall below Jaro-Winkler 0.92 with one
+typo) and one side with one surname only that is *similar* to one of the other's; sex and the
+surnames have a null level (a list may lack them).
 
 Public API:
 
-- ``Comparison`` (``name``, ``levels``, ``gamma(left, right)``, ``level_for(...)``,
-  ``splink_dict(dialect, ...)``), ``Level`` (``key``, ``label``, ``is_null``, ``tf_column``).
-- ``PERSON_COMPARISONS``: the seven comparisons of docs/linkage.md, in order.
-- The expression builders (``L``, ``R``, ``eq``, ``both_null``, ``jaro_winkler_at_least`` …)
-  used by ``linkage.febrl`` for FEBRL's own comparisons.
+- ``Comparison`` (``name``, ``levels``, ``gammas``, ``gamma(left, right)``,
+  ``level_index(left, right)``, ``level_for_gamma(gamma)``, ``splink_dict(dialect, ...)``),
+  ``Level`` (``key``, ``label``, ``is_null``, ``tf_column``).
+- ``PERSON_COMPARISONS``: the seven comparisons of docs/linkage.md, in order;
+  ``IDENTIFIER_COMPARISONS``; ``columns_used(comparisons)``.
+- The expression builders (``L``, ``R``, ``eq``, ``same``, ``is_null``, ``either_null``,
+  ``both``, ``either``, ``coalesce``, ``jaro_winkler_at_least``, ``levenshtein_at_most``,
+  ``damerau_levenshtein_at_most``, ``days_apart_at_most``, ``tokens_overlap``), used by
+  ``linkage.febrl`` for FEBRL's own comparisons.
 - ``jaro_winkler``, ``jaro``, ``levenshtein``, ``damerau_levenshtein``: the string metrics.
 """
 

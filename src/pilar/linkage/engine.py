@@ -28,7 +28,21 @@ pair.
 
 Errors a caller can cause raise ``EngineError(code, **params)``: ``missing_columns``,
 ``null_unique_id``, ``duplicate_unique_id``, ``too_few_records``, ``frames``,
-``unknown_engine``.
+``training_failed`` (no expectation-maximisation session converged), ``unknown_engine``.
+
+Measured on this machine (2 shared cores) with ``DuckDBEngine`` on the seeded registries (seed
+11, 5% duplicates), unsupervised; precision / recall / F1 of the pairs at or above weight 0
+(match probability 0.5) and 6.6 (0.99):
+
+- 100,000 persons, high noise: 18,000 blocked pairs, pair completeness 0.991; weight 0: 0.996 /
+  0.983 / 0.990; weight 6.6: 0.999 / 0.961 / 0.980; training and prediction 22 s.
+- 1,000,000 persons, high noise: 1.33 million blocked pairs, pair completeness 0.992; weight 0:
+  0.994 / 0.980 / 0.987; weight 6.6: 0.999 / 0.926 / 0.961; blocking analysis 4 s, training
+  (5 million u pairs) 34 s, prediction 20 s, clustering 1 s; 2.3 GB peak resident memory.
+- 1,000,000 persons, low noise: pair completeness 0.999; weight 0: 0.997 / 0.996 / 0.996;
+  weight 6.6: 0.9995 / 0.960 / 0.979; 63 s.
+- FEBRL3 (deduplication) and FEBRL4 (linkage), weight 6.6: precision 1.0, recall 0.997 and
+  0.9998 (clusters: F1 0.9997 and 0.9999); about 40 s each, mostly sampling 2 million u pairs.
 
 Memory: ``DuckDBEngine`` sets DuckDB's ``memory_limit`` (default 6 GB, so a run stays under
 8 GB with Python's share) and a temporary directory to spill to; blocked pairs are materialised
@@ -355,24 +369,39 @@ class SplinkEngine:
             deterministic = float(
                 linker.misc.save_model_to_json()["probability_two_random_records_match"]
             )
-            sessions = []
-            for number, training_rule in enumerate(spec.training_rules, start=1):
+            sessions: list[dict[str, Any]] = []
+            for training_rule in spec.training_rules:
                 session_started = time.monotonic()
-                linker.training.estimate_parameters_using_expectation_maximisation(
-                    training_rule.sql(),
-                    estimate_without_term_frequencies=True,
-                    max_pairs=max_pairs,
-                    # After the last session, λ is recomputed from all of them (below).
-                    populate_probability_two_random_records_match_from_trained_values=(
-                        number == len(spec.training_rules)
-                    ),
-                )
+                before = linker.misc.save_model_to_json()
+                try:
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        training_rule.sql(),
+                        estimate_without_term_frequencies=True,
+                        max_pairs=max_pairs,
+                    )
+                except ValueError as error:
+                    # Splink refuses an iteration whose m underflows (a level no pair of a
+                    # small block shows) and leaves the linker's settings half-changed: go on
+                    # from the parameters estimated so far; the other sessions still estimate
+                    # this comparison.
+                    logger.warning("EM on %s failed: %s", training_rule.key, error)
+                    sessions.append({"rule": training_rule.key, "failed": str(error)[:200]})
+                    linker = self._linker(tables, before)
+                    continue
                 sessions.append(
                     {
                         "rule": training_rule.key,
                         "seconds": round(time.monotonic() - session_started, 2),
                     }
                 )
+            if not any("seconds" in session for session in sessions):
+                raise EngineError("training_failed", sessions=sessions)
+            try:
+                # λ from all the sessions that converged (see below). Splink's public flag on
+                # the last EM call runs this same method, but is lost when that session fails.
+                linker._populate_probability_two_random_records_match_from_trained_values()
+            except (ValueError, ZeroDivisionError) as error:
+                logger.warning("λ from the EM sessions failed: %s", error)
             settings = linker.misc.save_model_to_json()
             blocked = linker.inference.compute_blocked_pairs_for_predict()
             # A table name Splink generated, never user input.

@@ -840,9 +840,13 @@ LEVEL_LABELS: dict[tuple[str, str], Promise] = {
     ("given", "token"): _("one given name in common"),
     ("given", "jaro_winkler"): _("very similar (a typing slip)"),
     ("given", "phonetic"): _("sound alike"),
+    ("given", "one_edit"): _("one letter different"),
     ("surnames", "exact"): _("the same"),
     ("surnames", "swapped"): _("the same, in the other order"),
     ("surnames", "one_missing"): _("one record has one surname only, and it is the other's"),
+    ("surnames", "one_missing_similar"): _(
+        "one record has one surname only, very similar to one of the other's"
+    ),
     ("surnames", "jaro_winkler_both"): _("both very similar (typing slips)"),
     ("surnames", "paternal_only"): _("same paternal surname, different maternal"),
     ("surnames", "phonetic_both"): _("both sound alike"),

@@ -206,64 +206,65 @@ class LinkageSpec:
 # Hand-set m and u per level, strongest level first (the null levels have none), for a node
 # that has not trained a model yet and for the levels training cannot estimate.
 #
-# Where they come from: models trained on the seeded registry (high noise, 100,000 and
-# 1,000,000 persons, seed 11) gave the u (a given name is shared by 1 in 300 random pairs, a
-# pair of surnames by 1 in 30,000, a birth date by 1 in 24,000) and most m, rounded. Three
-# places depart from the trained values on purpose, because the seeder is harsher or kinder
-# than real registries there: a different CURP (m 0.10, against 0.38 in seeded data, whose
-# duplicates carry a CURP computed from the mistyped data; RENAPO's CURPs rarely change), a
-# different NSS (m 0.30, against 1.0: seeded duplicates never share an NSS) and a different
-# sex or birth state (m 0.03 and 0.10, against 0.0001: the seeder never gets them wrong,
-# clerks do). Exact CURP and NSS agreement (never seen in seeded duplicates, whose CURPs and
-# NSS are unique by construction) take m 0.40 and 0.70, u 1e-7.
+# The u are what random pairs of a Mexican registry show (a given name shared by about 1 in 200
+# random pairs, a pair of surnames by 1 in 5,000, a birth date by 1 in 25,000); the m what
+# clerical errors do to true duplicates. They are set by hand, not copied from a trained model,
+# and are more cautious than one on purpose: models trained on the seeded registries (high
+# noise, 100,000 and 1,000,000 persons) give a nickname (canonical) agreement 10 bits where this
+# gives 6.6, a different NSS and a different sex or birth state m ≈ 1 and ≈ 0.0001 where this
+# keeps 0.30, 0.02 and 0.10 (the seeder never gives a duplicate the same NSS, and never gets sex
+# or birth state wrong; clerks do), a different CURP m 0.38 where this keeps 0.05 (seeded
+# duplicates carry a CURP computed from the mistyped data; RENAPO's CURPs rarely change). An
+# exact CURP or NSS (never seen among seeded duplicates, whose identifiers are unique by
+# construction) takes m 0.55 and 0.70 here and in trained models alike.
 _DEFAULT_PARAMETERS: dict[str, Sequence[tuple[float, float]]] = {
     "given": (
-        (0.75, 0.0033),  # exact
-        (0.02, 0.00002),  # canonical (nickname)
-        (0.04, 0.0047),  # main given name
-        (0.035, 0.014),  # one name in common
-        (0.11, 0.0017),  # Jaro-Winkler
-        (0.005, 0.00001),  # phonetic
-        (0.02, 0.0001),  # one edit
-        (0.02, 0.97617),  # else
+        (0.70, 0.005),  # exact
+        (0.05, 0.0005),  # canonical (nickname)
+        (0.10, 0.004),  # main given name
+        (0.06, 0.03),  # one name in common
+        (0.05, 0.002),  # Jaro-Winkler
+        (0.01, 0.002),  # phonetic
+        (0.01, 0.005),  # one edit
+        (0.02, 0.9515),  # else
     ),
     "surnames": (
-        (0.57, 0.00003),  # exact
-        (0.06, 0.00002),  # swapped
-        (0.16, 0.0004),  # one missing
-        (0.015, 0.0001),  # one missing, the other similar
-        (0.15, 0.00002),  # both similar
-        (0.02, 0.0045),  # paternal equal only
-        (0.005, 0.000001),  # both sound alike
-        (0.01, 0.017),  # one similar
-        (0.01, 0.977929),  # else
+        (0.64, 0.0002),  # exact
+        (0.05, 0.00002),  # swapped
+        (0.07, 0.0004),  # one missing
+        (0.02, 0.0001),  # one missing, the other similar
+        (0.09, 0.0003),  # both similar
+        (0.05, 0.003),  # paternal equal only
+        (0.02, 0.0002),  # both sound alike
+        (0.04, 0.02),  # one similar
+        (0.02, 0.97578),  # else
     ),
     "birth_date": (
-        (0.80, 0.000043),  # exact
-        (0.04, 0.000012),  # day and month swapped
-        (0.10, 0.0011),  # one edit
-        (0.04, 0.00085),  # close
+        (0.80, 0.00004),  # exact
+        (0.04, 0.00001),  # day and month swapped
+        (0.08, 0.0004),  # one edit
+        (0.05, 0.0008),  # close
         (0.01, 0.012),  # same year
-        (0.01, 0.985995),  # else
+        (0.02, 0.98675),  # else
     ),
     "curp": (
-        (0.40, 0.0000001),  # exact
-        (0.30, 0.0000003),  # same stem
-        (0.12, 0.0000002),  # one's stem is the other's derived stem
-        (0.08, 0.0000002),  # no CURP on one side, stems close
-        (0.10, 0.9999992),  # else: a different CURP
+        (0.55, 0.000001),  # exact
+        (0.05, 0.000001),  # same stem
+        (0.20, 0.000002),  # one's stem is the other's derived stem
+        (0.15, 0.00005),  # no CURP on one side, stems close
+        (0.05, 0.999946),  # else: a different CURP
     ),
     "nss": (
-        (0.70, 0.0000001),  # exact
-        (0.30, 0.9999999),  # else: a different NSS
+        (0.70, 0.000001),  # exact
+        (0.30, 0.999999),  # else: a different NSS
     ),
     "sex": (
-        (0.97, 0.5),  # exact
-        (0.03, 0.5),  # else
+        (0.98, 0.5),  # exact
+        (0.02, 0.5),  # else
     ),
     "birth_state": (
-        (0.90, 0.05),  # exact
-        (0.10, 0.95),  # else
+        (0.90, 0.08),  # exact
+        (0.10, 0.92),  # else
     ),
 }
 
@@ -294,9 +295,13 @@ PERSON_SPEC = LinkageSpec(
         rule("given_std", "maternal_std", "birth_year"),
         rule("given_phon", "paternal_phon", "birth_year"),
     ),
+    # birth_date's m comes from the session on full names: blocking on paternal surname and main
+    # given name instead gave, at 1,000,000 persons with few errors, so many namesakes per block
+    # that expectation maximisation took "same date" for "same person" and drove the m of a
+    # one-digit date error to nothing (recall at weight 0: 0.94; with full names: 0.996).
     training_rules=(
         rule("birth_date"),
-        rule("paternal_std", "given_main"),
+        rule("given_std", "paternal_std", "maternal_std"),
         rule("derived_stem"),
     ),
     deterministic_rules=(
@@ -305,11 +310,14 @@ PERSON_SPEC = LinkageSpec(
     ),
     deterministic_recall=0.7,
     fallback_parameters=_DEFAULT_PARAMETERS,
-    # Measured on the seeded registries (high noise, 1,000,000 persons): at weight 5 the pairs
-    # are 99.9% right; between -5 and 5 lie 4% of the true pairs, 3 in 4 of them true — work
-    # for a data steward, not for the machine.
-    auto_link_weight=5.0,
-    review_weight=-5.0,
+    # The product's defaults (LinkageModel's too), which a steward tunes per model. Measured
+    # on the seeded registries (high noise, 1,000,000 persons, trained model): pairs at weight
+    # 12 or more are 99.9% right and hold 78% of the true pairs; from 3 to 12 lie another 18%,
+    # 19 in 20 of them true; below 3, 3.5% more, half of them true (at -5: precision 0.96,
+    # recall 0.985) — lowering the review threshold to 0 or -5 finds them at the price of a
+    # longer review queue and more candidates shown at the point of entry.
+    auto_link_weight=12.0,
+    review_weight=3.0,
 )
 
 
@@ -684,9 +692,11 @@ def _default_model() -> TrainedModel:
     return TrainedModel(
         spec=PERSON_SPEC,
         name="persons",
-        # One duplicate pair in a million random pairs: a registry of 100,000 persons holding
-        # 5,000 duplicates (the trained models of the seeded registries say 3e-7 and 3e-8).
-        probability_two_random_records_match=1e-6,
+        # One duplicate pair in 100,000 random pairs: deliberately generous (a trained model of
+        # a registry of 100,000 persons with 5% duplicates says 1e-6), so a new node without a
+        # trained model warns the clerk about likely duplicates rather than miss them; the
+        # review threshold (3) keeps namesakes born on another day out.
+        probability_two_random_records_match=1e-5,
         parameters=parameters,
         # No frequencies without data: the exact levels keep their hand-set weight.
         term_frequencies={},

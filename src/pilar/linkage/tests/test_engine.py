@@ -57,6 +57,10 @@ def test_training_estimates_every_level() -> None:
     assert model.level("birth_date", 5).weight > 5
     assert model.level("surnames", 0).weight < 0
     assert model.training["records"] == 1500
+    # Every session is recorded, also one that Splink refused (and training went on without).
+    assert [session["rule"] for session in model.training["em_sessions"]] == [
+        item.key for item in PERSON_SPEC.training_rules
+    ]
     assert set(model.term_frequencies) == {"given_std", "surnames_sorted"}
     # The trained model survives its own file.
     assert load_model(model.to_json()).sha256 == model.sha256
@@ -134,6 +138,10 @@ def test_a_link_model_trains_across_two_frames() -> None:
     model = ENGINE.train([duplicates, originals], link_type="link_only", max_pairs=1e5)
     assert model.training["link_type"] == "link_only"
     assert model.training["records"] == 1500
+    # Every session is recorded, also one that Splink refused (and training went on without).
+    assert [session["rule"] for session in model.training["em_sessions"]] == [
+        item.key for item in PERSON_SPEC.training_rules
+    ]
     predictions = ENGINE.predict_link(duplicates, originals, model, min_weight=0)
     assert predictions.height > 150
 
