@@ -496,10 +496,9 @@ def test_a_pair_of_other_records_or_decided_different_is_refused() -> None:
     assert not Merge.objects.exists()
 
 
-def test_match_keys_follow_the_merge_when_the_entry_module_keeps_them() -> None:
-    entry = pytest.importorskip("pilar.linkage.entry")
-    if not hasattr(entry, "refresh_match_keys"):
-        pytest.skip("pilar.linkage.entry has no refresh_match_keys")
+def test_match_keys_follow_the_merge() -> None:
+    from pilar.linkage import entry
+
     golden, merged = two_records()
     entry.refresh_match_keys([golden.pk, merged.pk])
     assert MatchKey.objects.filter(person_id__in=(golden.pk, merged.pk)).count() == 2
