@@ -58,7 +58,7 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format src bench tools
 	$(BIN)/ruff check --fix src bench tools
 
-bench: $(STAMP) messages ## Benchmarks on PostgreSQL, about 10 min (B=<name> for one); results in bench/results/
+bench: $(STAMP) messages ## Benchmarks on PostgreSQL (B=<name> for one; durations in the README); results in bench/results/
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	DATABASE_URL="$(PG_URL)" $(BIN)/python -m bench $(B)
 
