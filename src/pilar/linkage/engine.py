@@ -825,7 +825,10 @@ def _register_jaro_winkler(spark: Any, *, exact: bool) -> None:
     # pyspark reads the type hints to pick a vectorised UDF; this module's postponed
     # annotations are strings naming a local import, so give it the types themselves.
     similarity.__annotations__ = {"first": pd.Series, "second": pd.Series, "return": pd.Series}
-    spark.udf.register(SPARK_JARO_WINKLER, pandas_udf(similarity, "double"))  # type: ignore[call-overload]  # pyspark's stubs miss the function form
+    # Through an untyped name: pyspark's stubs miss this call form, and without pyspark
+    # installed (a plain `make test`) the function is untyped anyway; one spelling serves both.
+    make_udf: Any = pandas_udf
+    spark.udf.register(SPARK_JARO_WINKLER, make_udf(similarity, "double"))
 
 
 class SparkEngine(SplinkEngine):
