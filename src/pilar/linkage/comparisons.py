@@ -51,6 +51,7 @@ Public API:
 from __future__ import annotations
 
 import datetime
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -183,15 +184,15 @@ def _iso_date(value: Any) -> datetime.date | None:
 # --- expressions -----------------------------------------------------------------------------
 
 
-class Expr:
+class Expr(ABC):
     """A value: a column of one side of the pair, or a function of values. ``value`` returns
     None for SQL NULL."""
 
-    def sql(self, dialect: Dialect) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def sql(self, dialect: Dialect) -> str: ...
 
-    def value(self, left: Features, right: Features) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def value(self, left: Features, right: Features) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -271,12 +272,12 @@ def coalesce(*items: Expr) -> Coalesce:
 # --- conditions (three-valued: True, False, None = unknown) ----------------------------------
 
 
-class Cond:
-    def sql(self, dialect: Dialect) -> str:
-        raise NotImplementedError
+class Cond(ABC):
+    @abstractmethod
+    def sql(self, dialect: Dialect) -> str: ...
 
-    def holds(self, left: Features, right: Features) -> bool | None:
-        raise NotImplementedError
+    @abstractmethod
+    def holds(self, left: Features, right: Features) -> bool | None: ...
 
 
 @dataclass(frozen=True)

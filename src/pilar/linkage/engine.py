@@ -62,6 +62,7 @@ import sys
 import tempfile
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -263,7 +264,7 @@ def term_frequencies_of(frame: pl.DataFrame, spec: LinkageSpec) -> dict[str, Ter
     return tables
 
 
-class SplinkEngine:
+class SplinkEngine(ABC):
     """What both engines share; a subclass supplies Splink's database API and how a Polars
     frame enters and leaves the backend."""
 
@@ -274,16 +275,16 @@ class SplinkEngine:
 
     # --- backend hooks -----------------------------------------------------------------------
 
-    def _new_api(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_api(self) -> Any: ...
 
-    def _register(self, api: Any, frame: pl.DataFrame, name: str) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _register(self, api: Any, frame: pl.DataFrame, name: str) -> Any: ...
 
-    def _query(self, api: Any, sql: str) -> pl.DataFrame:
-        raise NotImplementedError
+    @abstractmethod
+    def _query(self, api: Any, sql: str) -> pl.DataFrame: ...
 
-    def _close(self, api: Any) -> None:
+    def _close(self, api: Any) -> None:  # noqa: B027 — optional hook, nothing to free by default
         """Free what the run held (tables, temporary files)."""
 
     # --- helpers -----------------------------------------------------------------------------
