@@ -41,6 +41,7 @@ from pilar.core.api import (
     request_validation_failed,
 )
 from pilar.core.errors import ApplicationError, NotFound, PermissionDenied
+from pilar.exchange import api as exchange_api
 from pilar.linkage import api as linkage_api
 from pilar.registry import api as registry_api
 
@@ -181,6 +182,7 @@ api.add_router("/v1/", registry_api.router)
 api.add_router("/v1/", contributions_api.router)
 api.add_router("/v1/", benefits_api.router)
 api.add_router("/v1/", linkage_api.router)
+api.add_router("/v1/", exchange_api.router)
 
 
 @api.exception_handler(ApplicationError)

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "pilar.portal",
     "pilar.benefits",
     "pilar.linkage",
+    "pilar.exchange",
 ]
 
 MIDDLEWARE = [
@@ -185,6 +186,36 @@ PILAR_API_TOKEN_DAYS = int(os.environ.get("PILAR_API_TOKEN_DAYS", "90"))
 PILAR_INSTITUTION_NAME = os.environ.get(
     "PILAR_INSTITUTION_NAME", "Instituto de Pensiones del Estado"
 )
+
+# --- Federation (docs/federation.md) -------------------------------------------------------
+# This node's member code in the federation (e.g. MX-IMSS) and its role: an ``institute`` keeps
+# persons and answers exchange services, the ``hub`` publishes the trust list and keeps the
+# pseudonymous federated person index, an ``auditor`` cosigns the members' log checkpoints.
+PILAR_NODE_CODE = os.environ.get("PILAR_NODE_CODE", "MX-DEMO")
+PILAR_NODE_ROLE = os.environ.get("PILAR_NODE_ROLE", "institute")
+if PILAR_NODE_ROLE not in {"institute", "hub", "auditor"}:
+    raise RuntimeError("PILAR_NODE_ROLE must be institute, hub or auditor")
+# The base URL other nodes reach this node at (published in the trust list).
+PILAR_NODE_URL = os.environ.get("PILAR_NODE_URL", "http://127.0.0.1:8000")
+# The hub: its member code, its URL and its public key(s) in C2SP vkey form
+# (``MX-HUB+<8 hex>+<base64>``, comma-separated): the trust anchor a trust list must verify with.
+PILAR_HUB_CODE = os.environ.get("PILAR_HUB_CODE", "MX-HUB")
+PILAR_HUB_URL = os.environ.get("PILAR_HUB_URL", "")
+PILAR_HUB_KEYS = _env_list("PILAR_HUB_KEYS")
+# Private signing keys live in files here (mode 0600), never in the database: a database backup
+# must not carry the node's signing keys.
+PILAR_KEYS_DIR = Path(os.environ.get("PILAR_KEYS_DIR", VAR_DIR / "keys"))
+# Exchange limits: the largest message body accepted, how long a signed message is valid (the
+# receiver refuses more than 300 s), the clock skew tolerated, and the HTTP timeout of a call.
+PILAR_EXCHANGE_MAX_BYTES = int(os.environ.get("PILAR_EXCHANGE_MAX_KB", "2048")) * 1024
+PILAR_EXCHANGE_TTL_SECONDS = min(int(os.environ.get("PILAR_EXCHANGE_TTL_SECONDS", "300")), 300)
+PILAR_EXCHANGE_SKEW_SECONDS = int(os.environ.get("PILAR_EXCHANGE_SKEW_SECONDS", "30"))
+PILAR_EXCHANGE_TIMEOUT_SECONDS = float(os.environ.get("PILAR_EXCHANGE_TIMEOUT_SECONDS", "10"))
+# Outgoing messages that could not be delivered are retried with the same message id, with
+# exponential back-off from 2 s, up to this many attempts, then shown as failed (retry by hand).
+PILAR_EXCHANGE_MAX_ATTEMPTS = int(os.environ.get("PILAR_EXCHANGE_MAX_ATTEMPTS", "12"))
+# The transparency log integrates queued leaves at least this often (seconds).
+PILAR_LOG_INTEGRATE_SECONDS = float(os.environ.get("PILAR_LOG_INTEGRATE_SECONDS", "0.25"))
 
 # --- Sessions and security ------------------------------------------------------------------
 SESSION_COOKIE_AGE = 8 * 60 * 60  # one working day

@@ -14,6 +14,7 @@ urlpatterns = [
     path("benefits/recalculation/", include("pilar.benefits.recalculation_urls")),
     path("benefits/", include("pilar.benefits.urls")),
     path("linkage/", include("pilar.linkage.urls")),
+    path("exchange/", include("pilar.exchange.urls")),
     path("", include("pilar.core.urls")),
 ]
 

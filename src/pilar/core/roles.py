@@ -59,6 +59,12 @@ class Perm:
     LINKAGE_REVIEW = "linkage.review"
     PERSON_MERGE = "person.merge"
     LINKAGE_RUN = "linkage.run"
+    # Federation: seeing the exchange monitor, agreements, trust list and transparency log;
+    # asking another institution for a person's data (always with a stated purpose); managing
+    # agreements (on the hub), the trust list, this node's keys and failed messages.
+    EXCHANGE_VIEW = "exchange.view"
+    EXCHANGE_REQUEST = "exchange.request"
+    EXCHANGE_MANAGE = "exchange.manage"
 
 
 _REGISTRY_WRITE = {
@@ -75,7 +81,10 @@ _REGISTRY_WRITE = {
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Registrars enrol persons and employers and keep their master data current.
-    Role.REGISTRAR: frozenset(_REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.DECLARATION_VIEW}),
+    # They may verify a person with another institution (a stated purpose, logged at both ends).
+    Role.REGISTRAR: frozenset(
+        _REGISTRY_WRITE | {Perm.STATISTICS_VIEW, Perm.DECLARATION_VIEW, Perm.EXCHANGE_REQUEST}
+    ),
     # Benefits officers read the registry to decide claims; they do not edit master data.
     # They enter and adjudicate claims; a decision needs a second officer's approval, which the
     # services enforce (never the officer who made it).
@@ -90,6 +99,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.DECISION_APPROVE,
             Perm.AWARD_VIEW,
             Perm.RECALCULATION_RUN,
+            # A totalisation claim needs the periods the person has with other institutions.
+            Perm.EXCHANGE_REQUEST,
         }
     ),
     # Case workers handle appeals and complaints: read access plus family ties, which cases
@@ -126,6 +137,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.CLAIM_VIEW,
             Perm.AWARD_VIEW,
             Perm.LINKAGE_VIEW,
+            # What was exchanged with whom, the log and its auditors' cosignatures.
+            Perm.EXCHANGE_VIEW,
         }
     ),
     # Analysts work with aggregates and employer data, never with individual person records.
@@ -143,6 +156,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.STATISTICS_VIEW,
             Perm.EMPLOYER_VIEW,
             Perm.PARAMETER_MANAGE,
+            # Federation membership is node configuration: keys, trust list, agreements (on the
+            # hub) and retrying failed messages. No person data is read through it.
+            Perm.EXCHANGE_VIEW,
+            Perm.EXCHANGE_MANAGE,
         }
     ),
     # Collections officers run the contribution side: declarations (including files brought to
