@@ -10,10 +10,10 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/pilar
 B ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo serve test test-sqlite test-postgres lint format bench messages clean
+.PHONY: help demo demo-federation serve test test-sqlite test-postgres lint format bench messages clean
 
 help: ## List the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Pilar needs Python 3.11 or newer"; exit 1; }
@@ -27,6 +27,9 @@ messages: $(STAMP) ## Compile the translation catalogues (.po → .mo)
 
 demo: $(STAMP) messages ## Set up an SQLite node with ~10,000 synthetic persons and serve it on :8000
 	PILAR_ENV=demo $(PILAR) demo
+
+demo-federation: $(STAMP) messages ## Four federated nodes (hub, two institutes, auditor) on :8100–8103 under var/federation/
+	PILAR_ENV=demo $(PILAR) federation demo
 
 serve: $(STAMP) messages ## Serve Pilar on :8000 with the configured database (DATABASE_URL)
 	$(PILAR) migrate --noinput

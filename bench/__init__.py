@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("registry", "declaration_ingest", "rules", "linkage")
+BENCHMARKS = ("registry", "declaration_ingest", "rules", "linkage", "exchange")
 
 
 class BenchmarkFailure(RuntimeError):

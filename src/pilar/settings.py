@@ -216,6 +216,9 @@ PILAR_EXCHANGE_TIMEOUT_SECONDS = float(os.environ.get("PILAR_EXCHANGE_TIMEOUT_SE
 PILAR_EXCHANGE_MAX_ATTEMPTS = int(os.environ.get("PILAR_EXCHANGE_MAX_ATTEMPTS", "12"))
 # The transparency log integrates queued leaves at least this often (seconds).
 PILAR_LOG_INTEGRATE_SECONDS = float(os.environ.get("PILAR_LOG_INTEGRATE_SECONDS", "0.25"))
+# ``pilar serve`` and ``pilar worker`` run the federation's periodic duties in a thread
+# (pilar.exchange.scheduler); 0 turns that off (a node whose duties run elsewhere).
+PILAR_EXCHANGE_DUTIES = os.environ.get("PILAR_EXCHANGE_DUTIES", "1") == "1"
 
 # --- Sessions and security ------------------------------------------------------------------
 SESSION_COOKIE_AGE = 8 * 60 * 60  # one working day

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from pilar.api import api
+from pilar.exchange import views_trust_endpoint
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
@@ -15,6 +16,8 @@ urlpatterns = [
     path("benefits/", include("pilar.benefits.urls")),
     path("linkage/", include("pilar.linkage.urls")),
     path("exchange/", include("pilar.exchange.urls")),
+    # A node's public signing keys as a JWKS (DCI jwks_core_api): for partners' gateways.
+    path(".well-known/jwks.json", views_trust_endpoint.jwks, name="jwks"),
     path("", include("pilar.core.urls")),
 ]
 

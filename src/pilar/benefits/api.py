@@ -142,6 +142,13 @@ class ClaimIn(InputSchema):
         '{"padres_dependientes": 1, "hijos_estudiantes": 0}.',
         examples=[{"padres_dependientes": 0}],
     )
+    agreement: str = Field(
+        default="",
+        max_length=80,
+        description="A totalisation agreement (its name) to decide the claim under, with the "
+        "insurance periods other institutions sent; empty for this institution's periods alone.",
+        examples=[""],
+    )
 
 
 def _declared_of(payload: ClaimIn) -> dict[str, Any]:
@@ -172,6 +179,7 @@ def claim_create(request: HttpRequest, payload: ClaimIn, response: HttpResponse)
         benefit=payload.benefit,
         claim_date=payload.claim_date,
         declared=_declared_of(payload),
+        agreement=payload.agreement,
     )
     response["Location"] = reverse("api:claim_get", kwargs={"claim_id": claim.pk})
     claim = selectors.claim_get(actor=actor_of(request), claim_id=claim.pk, purpose="claim entry")

@@ -171,11 +171,26 @@ class ClaimForm(PilarForm):
         help_text=_("The day the claim was filed. The law in force on this day decides it."),
     )
     previewed = forms.CharField(required=False, widget=forms.HiddenInput)
+    agreement = forms.ChoiceField(
+        label=_("Totalisation agreement"),
+        required=False,
+        help_text=_(
+            "Only for a claim decided with the insurance periods of other institutions: fetch "
+            "them from the person's page first."
+        ),
+    )
 
     def __init__(self, *args: Any, kind: ClaimKind, **kwargs: Any) -> None:
+        from pilar.benefits.totalisation import agreement_files
+
         kwargs.setdefault("initial", {}).setdefault("claim_date", timezone.localdate())
         super().__init__(*args, **kwargs)
         self.kind = kind
+        agreement = self.fields["agreement"]
+        assert isinstance(agreement, forms.ChoiceField)
+        agreement.choices = [("", _("None: this institution's periods only"))] + [
+            (name, name) for name in sorted(agreement_files())
+        ]
         for spec in kind.inputs:
             self.fields[FACT_PREFIX + spec.name] = _fact_field(spec)
 

@@ -53,6 +53,10 @@ class Claim(models.Model):
     )
     # Facts declared on the claim form that the registry does not hold ({input name: value}).
     declared = models.JSONField(_("declared facts"), default=dict, blank=True)
+    # A totalisation claim names the agreement it is decided under (a name of
+    # ``PILAR_TOTALISATION_AGREEMENTS``, see ``benefits.totalisation``); blank for a claim
+    # decided on this institution's periods alone.
+    agreement = models.CharField(_("totalisation agreement"), max_length=80, blank=True)
     entered_by = models.ForeignKey(
         "core.User",
         null=True,

@@ -63,6 +63,9 @@ class ClaimSummaryOut(Schema):
 class ClaimOut(ClaimSummaryOut):
     declared: dict[str, Any] = Field(description="The facts declared on the claim form.")
     withdrawal_reason: str
+    agreement: str = Field(
+        "", description="The totalisation agreement the claim is decided under, or empty."
+    )
     decisions: list[DecisionBriefOut] = Field(description="Newest first.")
 
 
@@ -222,6 +225,7 @@ def claim_document(claim: Claim) -> dict[str, Any]:
         **claim_summary(claim),
         "declared": claim.declared,
         "withdrawal_reason": claim.withdrawal_reason,
+        "agreement": claim.agreement,
         "decisions": [decision_brief(d) for d in claim.decisions.all()],
     }
 

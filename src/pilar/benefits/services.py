@@ -38,6 +38,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from pilar.benefits import inputs as gathering
+from pilar.benefits import totalisation
 from pilar.benefits.errors import (
     ClaimExists,
     ClaimIncomplete,
@@ -150,11 +151,15 @@ def claim_create(
     benefit: str,
     claim_date: datetime.date,
     declared: dict[str, Any] | None = None,
+    agreement: str = "",
 ) -> Claim:
     """Enter a claim. Raises ``ValidationFailed`` with every field error (unknown scheme or
     benefit, a date in the future, before the birth or after the death, declared facts the
     scheme does not ask for or of the wrong type), ``ClaimExists`` when the person already has
-    an open or granted claim of this kind, ``NotFound`` for a person outside the region."""
+    an open or granted claim of this kind, ``NotFound`` for a person outside the region.
+
+    ``agreement`` names a totalisation agreement (``benefits.totalisation.agreement_files``):
+    the claim is then decided with the periods of the agreement's other institutions too."""
     actor.require(Perm.CLAIM_ENTER)
     person = Person.objects.select_for_update().filter(pk=person_id).first()
     if person is None or not actor.sees_region(person.region):
@@ -168,6 +173,7 @@ def claim_create(
     checked = check_claim(
         person=person, package=package, benefit=benefit, claim_date=claim_date, declared=declared
     )
+    agreement_name = totalisation.check_agreement_name(agreement)
     existing = Claim.objects.filter(
         person=person, package=package, benefit=benefit, status__in=OPEN_CLAIM_STATUSES
     ).first()
@@ -182,6 +188,7 @@ def claim_create(
                 benefit=benefit,
                 claim_date=claim_date,
                 declared=checked.declared,
+                agreement=agreement_name,
                 entered_by=actor.user,
                 created_at=now,
                 updated_at=now,
@@ -201,6 +208,7 @@ def claim_create(
                 "benefit": claim.benefit,
                 "claim_date": claim.claim_date,
                 "status": claim.status,
+                "agreement": claim.agreement,
                 **{f"declared.{name}": value for name, value in checked.declared.items()},
             }
         ),
@@ -248,6 +256,16 @@ def claim_adjudicate(
         raise ClaimIncomplete(gathered.missing)
 
     today = timezone.localdate()
+    if claim.agreement:
+        return _adjudicate_totalised(
+            actor=actor,
+            claim=claim,
+            officer=officer,
+            package=package,
+            info=info,
+            gathered=gathered,
+            today=today,
+        )
     language = get_language() or "es"
     try:
         result = package.evaluate(
@@ -318,6 +336,78 @@ def claim_adjudicate(
                 "start_date": decision.start_date,
                 "package": f"{package.name} {package.version}",
                 "package_hash": package.content_hash,
+            }
+        ),
+    )
+    return decision
+
+
+def _adjudicate_totalised(
+    *,
+    actor: Actor,
+    claim: Claim,
+    officer: User,
+    package: Any,
+    info: Any,
+    gathered: gathering.GatheredInputs,
+    today: datetime.date,
+) -> Decision:
+    """The totalisation branch of ``claim_adjudicate`` (``benefits.totalisation``): this
+    institution's award under the claim's agreement, with the other members' periods."""
+    agreement = totalisation.agreement_load(claim.agreement)
+    decided = totalisation.totalised_decision(
+        agreement=agreement,
+        package=package,
+        info=info,
+        gathered=gathered,
+        claim_date=claim.claim_date,
+        known_at=today,
+        person_id=claim.person_id,
+    )
+    amount = (
+        decided.amount.quantize(CENTAVO, rounding=ROUND_HALF_UP)
+        if decided.amount is not None
+        else None
+    )
+    decision = Decision.objects.create(
+        claim=claim,
+        outcome=Outcome.GRANTED if decided.eligible else Outcome.DENIED,
+        amount=amount,
+        frequency=info.frequency or "monthly",
+        start_date=claim.claim_date if decided.eligible else None,
+        package_name=package.name,
+        package_version=package.version,
+        package_hash=package.content_hash,
+        evaluation_date=claim.claim_date,
+        known_at=today,
+        inputs=decided.inputs,
+        result=decided.result,
+        made_by=officer,
+        made_at=timezone.now(),
+    )
+    _touch(claim, ClaimStatus.DECIDED)
+    foreign = {
+        name: item["detail"]["message_id"]
+        for name, item in decided.inputs.items()
+        if item.get("source") == totalisation.FOREIGN_PERIODS
+    }
+    audit_record(
+        actor=actor,
+        action="decision.make",
+        entity_type="decision",
+        entity_id=decision.pk,
+        person_id=claim.person_id,
+        changes=created(
+            {
+                "claim": claim.pk,
+                "outcome": decision.outcome,
+                "amount": decision.amount,
+                "frequency": decision.frequency,
+                "start_date": decision.start_date,
+                "package": f"{package.name} {package.version}",
+                "package_hash": package.content_hash,
+                "agreement": claim.agreement,
+                "foreign_periods": foreign,
             }
         ),
     )

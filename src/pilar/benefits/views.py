@@ -286,6 +286,7 @@ def _preview_or_save(
                 benefit=kind.benefit,
                 claim_date=form.cleaned_data["claim_date"],
                 declared=form.declared(),
+                agreement=form.cleaned_data.get("agreement") or "",
             )
         except ApplicationError as error:
             reraise_access(error)

@@ -364,6 +364,10 @@ class Institution:
     needs_verification: bool
     note: str | None
     line: int | None
+    # The federation member code of the institution (``MX-IMSS``): which node's insurance
+    # periods documents stand for this institution in a totalisation claim
+    # (docs/federation.md, "Hub"). None for an institution outside the federation.
+    member: str | None = None
 
 
 @dataclass(frozen=True)
@@ -770,6 +774,7 @@ def _read_institutions(reader: _Reader, root: _LineDict) -> Mapping[str, Institu
                 "applies_minimum_payable_period",
                 "needs_verification",
                 "note",
+                "member",
             ),
         )
         institution_id = reader.string(entry, "id", f"{where}.id")
@@ -842,8 +847,38 @@ def _read_institutions(reader: _Reader, root: _LineDict) -> Mapping[str, Institu
             ),
             note=reader.optional_string(entry, "note", f"{where}.note"),
             line=entry.line,
+            member=_read_member(reader, entry, where, institutions),
         )
     return MappingProxyType(institutions)
+
+
+_MEMBER_CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+
+
+def _read_member(
+    reader: _Reader, entry: _LineDict, where: str, institutions: Mapping[str, Institution]
+) -> str | None:
+    """The optional ``member:`` of an institution: a federation member code, each named once
+    (two institutions cannot both be one node's periods)."""
+    member = reader.optional_string(entry, "member", f"{where}.member")
+    if member is None:
+        return None
+    if not _MEMBER_CODE.match(member):
+        raise reader.fail(
+            f"{where}.member",
+            reader.line_of(entry, "member"),
+            "se espera un código de miembro de la federación (MX-IMSS, MX-ISSSTECALI…)",
+            "expected a federation member code (MX-IMSS, MX-ISSSTECALI…)",
+        )
+    for other in institutions.values():
+        if other.member == member:
+            raise reader.fail(
+                f"{where}.member",
+                reader.line_of(entry, "member"),
+                f"el miembro {member} ya es la institución {other.id} (línea {other.line})",
+                f"member {member} is already institution {other.id} (line {other.line})",
+            )
+    return member
 
 
 def _read_scheme(

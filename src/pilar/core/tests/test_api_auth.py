@@ -406,6 +406,17 @@ def test_the_openapi_document_is_served_and_complete() -> None:
         ("post", "/api/v1/linkage/cross-programme"),
         ("post", "/api/v1/linkage/cross-programme/lists"),
         ("get", "/api/v1/linkage/cross-programme/{run_id}"),
+        ("get", "/api/v1/exchange/messages"),
+        ("get", "/api/v1/exchange/messages/{message_pk}"),
+        ("post", "/api/v1/exchange/messages/{message_pk}/retry"),
+        ("get", "/api/v1/exchange/agreements"),
+        ("post", "/api/v1/exchange/agreements"),
+        ("patch", "/api/v1/exchange/agreements/{agreement_id}"),
+        ("get", "/api/v1/exchange/trust-list"),
+        ("get", "/api/v1/exchange/log/checkpoint"),
+        ("get", "/api/v1/persons/{person_id}/institutions"),
+        ("post", "/api/v1/persons/{person_id}/periods/fetch"),
+        ("get", "/api/v1/persons/{person_id}/foreign-periods"),
     }
     found = {(method, path) for path, item in schema["paths"].items() for method in item}
     assert found == expected

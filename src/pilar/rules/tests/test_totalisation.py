@@ -1053,3 +1053,33 @@ def test_a_malformed_agreement_file_is_refused_naming_file_and_line(
         assert int(line) == _line_of(text, at), error.message("en")
     assert fragment in error.message("en")
     assert error.message("es") != error.message("en")
+
+
+def test_an_institution_may_name_its_federation_member(tmp_path: Path) -> None:
+    # A totalisation claim reads each institution's periods from the documents its federation
+    # member sent (docs/federation.md, "Hub"): the file says which member is which institution.
+    text = VALID.replace("  - id: state_a\n", "  - id: state_a\n    member: MX-STATEA\n", 1)
+    path = tmp_path / "two_states.yaml"
+    path.write_text(text, encoding="utf-8")
+    agreement = load_agreement(path=path)
+    assert agreement.institutions["state_a"].member == "MX-STATEA"
+    assert agreement.institutions["state_b"].member is None
+    assert fixture("two_states").institutions["state_a"].member is None
+
+
+@pytest.mark.parametrize(
+    ("member_b", "fragment"),
+    [("mx-stateb", "member code"), ("MX-STATEA", "already institution state_a")],
+)
+def test_a_bad_or_repeated_member_code_is_refused_naming_the_line(
+    tmp_path: Path, member_b: str, fragment: str
+) -> None:
+    text = VALID.replace("  - id: state_a\n", "  - id: state_a\n    member: MX-STATEA\n", 1)
+    text = text.replace("  - id: state_b\n", f"  - id: state_b\n    member: {member_b}\n", 1)
+    path = tmp_path / "two_states.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TotalisationError) as raised:
+        load_agreement(path=path)
+    assert raised.value.code == "schema_error"
+    assert raised.value.location == f"{path}:{_line_of(text, f'member: {member_b}')}"
+    assert fragment in raised.value.message("en")

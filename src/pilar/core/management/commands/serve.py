@@ -44,6 +44,11 @@ def _start_job_worker(worker: Any) -> None:
 
     if settings.PILAR_EMBEDDED_WORKER:
         jobs.start_embedded_worker()
+    if settings.PILAR_EXCHANGE_DUTIES:
+        # The federation's clock: log integration, retries, notifications (docs/federation.md).
+        from pilar.exchange import scheduler
+
+        scheduler.start_thread()
 
 
 def gunicorn_options(

@@ -27,10 +27,19 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between polls.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.conf import settings
+
+        from pilar.exchange import scheduler
+
         if options["once"]:
             ran = jobs.run_pending()
             self.stdout.write(f"{ran} job(s) run")
+            if settings.PILAR_EXCHANGE_DUTIES:
+                for duty, outcome in scheduler.run_once().items():
+                    self.stdout.write(f"exchange {duty}: {outcome}")
             return
+        if settings.PILAR_EXCHANGE_DUTIES:
+            scheduler.start_thread()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
