@@ -614,17 +614,11 @@ class WorkHistorySummary:
         return weeks_rules.weeks(self.counted_days)
 
 
-def work_history_summary(person_id: int, on: datetime.date) -> WorkHistorySummary:
-    """Weeks, first day, open employments and the 250-week average at ``on``.
-
-    Two sources are combined because neither is the whole history. Contribution records exist
-    only for months declared through Pilar; the years before (decades, for the persons who claim
-    pensions now) are the employment periods migrated into the registry, with their salary
-    histories. For a month and employer with a posted record, the record wins (it knows the
-    days actually paid, less unpaid absences); the employment period fills every other day it
-    was open. Days with several employers count once toward weeks (``weeks.counted_days``);
-    their salaries add up for the average.
-    """
+def _read_work_history(
+    person_id: int, on: datetime.date
+) -> tuple[list[Piece], list[tuple[int, int, datetime.date, datetime.date | None]]]:
+    """The person's work pieces up to ``on`` (records in force, employment periods, salary
+    histories) and the employment rows they were built from."""
     records = list(
         ContributionRecord.objects.filter(
             person_id=person_id, superseded_at__isnull=True, covered_from__lte=on
@@ -650,7 +644,28 @@ def work_history_summary(person_id: int, on: datetime.date) -> WorkHistorySummar
         .values_list("employment_id", "effective_from", "daily_salary")
     ):
         salaries[employment_id].append((effective_from, daily_salary))
-    pieces = work_pieces(records, employments, salaries, on=on)
+    return work_pieces(records, employments, salaries, on=on), employments
+
+
+def person_work_pieces(person_id: int, on: datetime.date) -> list[Piece]:
+    """The counted days of the person's career up to ``on`` with their SBC: what the weeks of
+    contribution and the average salary are computed from, and what the insurance-periods
+    document sent to other institutions (P5000) lists."""
+    return _read_work_history(person_id, on)[0]
+
+
+def work_history_summary(person_id: int, on: datetime.date) -> WorkHistorySummary:
+    """Weeks, first day, open employments and the 250-week average at ``on``.
+
+    Two sources are combined because neither is the whole history. Contribution records exist
+    only for months declared through Pilar; the years before (decades, for the persons who claim
+    pensions now) are the employment periods migrated into the registry, with their salary
+    histories. For a month and employer with a posted record, the record wins (it knows the
+    days actually paid, less unpaid absences); the employment period fills every other day it
+    was open. Days with several employers count once toward weeks (``weeks.counted_days``);
+    their salaries add up for the average.
+    """
+    pieces, employments = _read_work_history(person_id, on)
     open_ids = sorted(
         pk
         for pk, _employer, start, end in employments

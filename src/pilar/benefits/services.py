@@ -304,42 +304,18 @@ def claim_adjudicate(
         if raw is None:
             raise EvaluationFailed(_("The scheme gives no amount for this benefit."))
         amount = Decimal(raw).quantize(CENTAVO, rounding=ROUND_HALF_UP)
-    decision = Decision.objects.create(
+    return _record_decision(
+        actor=actor,
         claim=claim,
-        outcome=Outcome.GRANTED if eligible else Outcome.DENIED,
+        officer=officer,
+        package=package,
+        info=info,
+        eligible=eligible,
         amount=amount,
-        frequency=info.frequency or "monthly",
-        start_date=claim.claim_date if eligible else None,
-        package_name=package.name,
-        package_version=package.version,
-        package_hash=package.content_hash,
-        evaluation_date=claim.claim_date,
-        known_at=today,
         inputs=gathered.to_dict(),
         result=result.to_dict(),
-        made_by=officer,
-        made_at=timezone.now(),
+        today=today,
     )
-    _touch(claim, ClaimStatus.DECIDED)
-    audit_record(
-        actor=actor,
-        action="decision.make",
-        entity_type="decision",
-        entity_id=decision.pk,
-        person_id=claim.person_id,
-        changes=created(
-            {
-                "claim": claim.pk,
-                "outcome": decision.outcome,
-                "amount": decision.amount,
-                "frequency": decision.frequency,
-                "start_date": decision.start_date,
-                "package": f"{package.name} {package.version}",
-                "package_hash": package.content_hash,
-            }
-        ),
-    )
-    return decision
 
 
 def _adjudicate_totalised(
@@ -369,28 +345,58 @@ def _adjudicate_totalised(
         if decided.amount is not None
         else None
     )
-    decision = Decision.objects.create(
-        claim=claim,
-        outcome=Outcome.GRANTED if decided.eligible else Outcome.DENIED,
-        amount=amount,
-        frequency=info.frequency or "monthly",
-        start_date=claim.claim_date if decided.eligible else None,
-        package_name=package.name,
-        package_version=package.version,
-        package_hash=package.content_hash,
-        evaluation_date=claim.claim_date,
-        known_at=today,
-        inputs=decided.inputs,
-        result=decided.result,
-        made_by=officer,
-        made_at=timezone.now(),
-    )
-    _touch(claim, ClaimStatus.DECIDED)
     foreign = {
         name: item["detail"]["message_id"]
         for name, item in decided.inputs.items()
         if item.get("source") == totalisation.FOREIGN_PERIODS
     }
+    return _record_decision(
+        actor=actor,
+        claim=claim,
+        officer=officer,
+        package=package,
+        info=info,
+        eligible=decided.eligible,
+        amount=amount,
+        inputs=decided.inputs,
+        result=decided.result,
+        today=today,
+        audited={"agreement": claim.agreement, "foreign_periods": foreign},
+    )
+
+
+def _record_decision(
+    *,
+    actor: Actor,
+    claim: Claim,
+    officer: User,
+    package: Any,
+    info: Any,
+    eligible: bool,
+    amount: Decimal | None,
+    inputs: dict[str, Any],
+    result: dict[str, Any],
+    today: datetime.date,
+    audited: dict[str, Any] | None = None,
+) -> Decision:
+    """Store a decision made by the rules engine (awaiting a second officer) and audit it."""
+    decision = Decision.objects.create(
+        claim=claim,
+        outcome=Outcome.GRANTED if eligible else Outcome.DENIED,
+        amount=amount,
+        frequency=info.frequency or "monthly",
+        start_date=claim.claim_date if eligible else None,
+        package_name=package.name,
+        package_version=package.version,
+        package_hash=package.content_hash,
+        evaluation_date=claim.claim_date,
+        known_at=today,
+        inputs=inputs,
+        result=result,
+        made_by=officer,
+        made_at=timezone.now(),
+    )
+    _touch(claim, ClaimStatus.DECIDED)
     audit_record(
         actor=actor,
         action="decision.make",
@@ -406,8 +412,7 @@ def _adjudicate_totalised(
                 "start_date": decision.start_date,
                 "package": f"{package.name} {package.version}",
                 "package_hash": package.content_hash,
-                "agreement": claim.agreement,
-                "foreign_periods": foreign,
+                **(audited or {}),
             }
         ),
     )

@@ -284,29 +284,40 @@ class Resolution:
     message_id: str
 
 
-def person_institutions(*, actor: Actor, person_id: int, purpose: str) -> Resolution:
-    """Ask the hub which members hold records of the person (``index-resolve``). The access
-    is logged with the purpose. Raises ``PeerUnavailable`` (naming the hub and the message id)
-    when the hub does not answer, ``ExchangeRefused`` when it refuses."""
+def _ask_hub(
+    *, actor: Actor, person_id: int, purpose: str, action: str, on_answer: str = ""
+) -> ExchangeMessage:
+    """Send the hub a request about one of our persons, for a stated purpose: the access is
+    logged with the purpose first (the person's data leaves this node). Raises
+    ``PeerUnavailable`` when the hub does not answer and ``ExchangeRefused`` when it refuses."""
     actor.require(Perm.EXCHANGE_REQUEST)
     purpose = _check_purpose(purpose)
     person = _person_for(actor, person_id)
     query = _query_for(person)
     with transaction.atomic():
         access_record(
-            actor=actor, person_id=person.pk, action="exchange.index-resolve", purpose=purpose
+            actor=actor, person_id=person.pk, action=f"exchange.{action}", purpose=purpose
         )
     row = send(
         actor=actor,
         receiver=_hub(),
-        action="index-resolve",
+        action=action,
         purpose=purpose,
         message=query,
         person_id=person.pk,
+        on_answer=on_answer,
     )
     row.refresh_from_db()
     if row.status == MessageStatus.REFUSED:
         raise _refused(row)
+    return row
+
+
+def person_institutions(*, actor: Actor, person_id: int, purpose: str) -> Resolution:
+    """Ask the hub which members hold records of the person (``index-resolve``). The access
+    is logged with the purpose. Raises ``PeerUnavailable`` (naming the hub and the message id)
+    when the hub does not answer, ``ExchangeRefused`` when it refuses."""
+    row = _ask_hub(actor=actor, person_id=person_id, purpose=purpose, action="index-resolve")
     message = ((row.response or {}).get("message")) or {}
     members = [
         Holder(
@@ -507,26 +518,13 @@ def person_periods_fetch(*, actor: Actor, person_id: int, purpose: str) -> Gathe
     outcome says which members answered and which did not (gather again later). Raises
     ``PeerUnavailable`` (naming the hub and the message id, kept and retried: the documents
     are stored when the answer comes) and ``ExchangeRefused``."""
-    actor.require(Perm.EXCHANGE_REQUEST)
-    purpose = _check_purpose(purpose)
-    person = _person_for(actor, person_id)
-    query = _query_for(person)
-    with transaction.atomic():
-        access_record(
-            actor=actor, person_id=person.pk, action="exchange.periods-gather", purpose=purpose
-        )
-    row = send(
+    row = _ask_hub(
         actor=actor,
-        receiver=_hub(),
-        action="periods-gather",
+        person_id=person_id,
         purpose=purpose,
-        message=query,
-        person_id=person.pk,
+        action="periods-gather",
         on_answer=STORE_PERIODS,
     )
-    row.refresh_from_db()
-    if row.status == MessageStatus.REFUSED:
-        raise _refused(row)
     return gather_outcome(row)
 
 

@@ -45,32 +45,14 @@ from typing import Any
 
 import httpx
 
+from pilar.exchange.purposes import service_fields
+
 HOST = "127.0.0.1"
 
-# What every institute may ask every other member, by service: the fields of the contract's
-# table and the purposes they serve.
-PERIOD_FIELDS = (
-    "period.from",
-    "period.to",
-    "period.type",
-    "period.days",
-    "period.weeks",
-    "period.salary_basis",
-    "period.employer",
-)
-PERSON_FIELDS = (
-    "curp",
-    "nss",
-    "given_names",
-    "first_surname",
-    "second_surname",
-    "birth_date",
-    "sex",
-    "birth_state",
-    "status",
-    "death_date",
-)
-EVENT_FIELDS = ("event.death", "event.periods-updated")
+# The demo's agreements grant every field each service can grant (purposes.SERVICES).
+PERIOD_FIELDS = service_fields("insurance-periods")
+PERSON_FIELDS = service_fields("person-search")
+EVENT_FIELDS = service_fields("events")
 INSTITUTE_SERVICES = ("person-search", "insurance-periods", "events")
 HUB_SERVICES = ("trust", "index", "periods-gather", "insurance-periods")
 AGREEMENT_VALID_FROM = "2026-01-01"

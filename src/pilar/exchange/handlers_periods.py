@@ -58,9 +58,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from pilar.benefits.inputs import Piece, work_pieces
+from pilar.benefits.inputs import Piece, person_work_pieces
 from pilar.contributions import weeks as weeks_rules
-from pilar.contributions.models import ContributionRecord
 from pilar.exchange.handlers_search import (
     find_person,
     invalid,
@@ -74,44 +73,13 @@ from pilar.exchange.node import this_node
 from pilar.exchange.purposes import service_fields
 from pilar.exchange.reasons import Refusal
 from pilar.exchange.selectors_agreements import agreed_fields, require_fields
-from pilar.registry.models import Employer, Employment, EmploymentSalary, Person
+from pilar.registry.models import Employer, Person
 
 SERVICE = "insurance-periods"
 DOCUMENT_TYPE = "P5000"
 EMPLOYMENT = "employment"
 CENTAVO = Decimal("0.01")
 ONE_DAY = datetime.timedelta(days=1)
-
-
-def _pieces(person_id: int, on: datetime.date) -> list[Piece]:
-    """The person's work pieces up to ``on``, read exactly as ``work_history_summary`` reads
-    them (records in force, employments, salary histories)."""
-    records = list(
-        ContributionRecord.objects.filter(
-            person_id=person_id, superseded_at__isnull=True, covered_from__lte=on
-        ).values_list(
-            "employer_id",
-            "period",
-            "covered_from",
-            "covered_to",
-            "days",
-            "absence_days",
-            "daily_salary",
-        )
-    )
-    employments = list(
-        Employment.objects.filter(person_id=person_id, start_date__lte=on).values_list(
-            "pk", "employer_id", "start_date", "end_date"
-        )
-    )
-    salaries: dict[int, list[tuple[datetime.date, Decimal]]] = defaultdict(list)
-    for employment_id, effective_from, daily_salary in (
-        EmploymentSalary.objects.filter(employment__person_id=person_id)
-        .order_by("employment_id", "effective_from")
-        .values_list("employment_id", "effective_from", "daily_salary")
-    ):
-        salaries[employment_id].append((effective_from, daily_salary))
-    return work_pieces(records, employments, salaries, on=on)
 
 
 def _spans(pieces: Iterable[Piece]) -> list[weeks_rules.Span]:
@@ -170,7 +138,7 @@ def periods_document(person: Person, *, fields: Iterable[str], on: datetime.date
     """The P5000-shaped document of ``person``'s insurance periods up to ``on`` with only
     ``fields`` (``period.*`` names) in each period. Reads the database; writes nothing."""
     wanted = {name.removeprefix("period.") for name in fields if name.startswith("period.")}
-    pieces = _pieces(person.pk, on)
+    pieces = person_work_pieces(person.pk, on)
     employers = {
         pk: {"rfc": rfc, "name": name}
         for pk, rfc, name in Employer.objects.filter(

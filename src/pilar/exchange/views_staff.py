@@ -10,8 +10,10 @@ and "not allowed" become the 404 and 403 pages (``staff_view``). A refusal by an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from pilar.core.actor import Actor
 from pilar.core.errors import (
     ApplicationError,
     NotFound,
@@ -506,21 +509,23 @@ def _person_url(person_id: int) -> str:
     return reverse("registry:person_detail", args=[person_id]) + "#federation"
 
 
-@require_POST
-@staff_view
-def person_institutions(request: HttpRequest, person_id: int) -> HttpResponse:
-    from pilar.exchange import client
-
+def _person_request(
+    request: HttpRequest,
+    person_id: int,
+    form_class: type[forms.Form],
+    ask: Callable[[Actor, str], list[tuple[int, str]]],
+) -> HttpResponse:
+    """The person page's requests to other institutions: a stated purpose (the form), the
+    request, and its outcome as messages on the person's page. A hub that does not answer is a
+    warning (the request is kept and retried), a refusal an error."""
     actor = actor_for(request)
     actor.require(Perm.EXCHANGE_REQUEST)
-    form = InstitutionsForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(str(e) for e in form.errors.get("purpose", [])))
         return redirect(_person_url(person_id))
     try:
-        result = client.person_institutions(
-            actor=actor, person_id=person_id, purpose=form.cleaned_data["purpose"]
-        )
+        outcome = ask(actor, form.cleaned_data["purpose"])
     except PeerUnavailable as error:
         messages.warning(request, str(error.message))
     except ApplicationError as error:
@@ -529,16 +534,30 @@ def person_institutions(request: HttpRequest, person_id: int) -> HttpResponse:
     except Refusal as refusal:
         messages.error(request, refusal.message())
     else:
+        for level, text in outcome:
+            messages.add_message(request, level, text)
+    return redirect(_person_url(person_id))
+
+
+@require_POST
+@staff_view
+def person_institutions(request: HttpRequest, person_id: int) -> HttpResponse:
+    from pilar.exchange import client
+
+    def ask(actor: Actor, purpose: str) -> list[tuple[int, str]]:
+        result = client.person_institutions(actor=actor, person_id=person_id, purpose=purpose)
         members = [f"{holder.name or holder.code} ({holder.code})" for holder in result.members]
-        if members:
-            messages.success(
-                request,
+        if not members:
+            return [(messages.INFO, _("No other institution holds records of this person."))]
+        return [
+            (
+                messages.SUCCESS,
                 _("Institutions holding records of this person: %(members)s.")
                 % {"members": ", ".join(members)},
             )
-        else:
-            messages.info(request, _("No other institution holds records of this person."))
-    return redirect(_person_url(person_id))
+        ]
+
+    return _person_request(request, person_id, InstitutionsForm, ask)
 
 
 @require_POST
@@ -546,28 +565,11 @@ def person_institutions(request: HttpRequest, person_id: int) -> HttpResponse:
 def person_periods_fetch(request: HttpRequest, person_id: int) -> HttpResponse:
     from pilar.exchange import client
 
-    actor = actor_for(request)
-    actor.require(Perm.EXCHANGE_REQUEST)
-    form = PeriodsFetchForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, " ".join(str(e) for e in form.errors.get("purpose", [])))
-        return redirect(_person_url(person_id))
-    try:
-        outcome = client.person_periods_fetch(
-            actor=actor, person_id=person_id, purpose=form.cleaned_data["purpose"]
-        )
-    except PeerUnavailable as error:
-        # The request is kept and retried: not a failure the clerk must act on.
-        messages.warning(request, str(error.message))
-    except ApplicationError as error:
-        _reraise_access(error)
-        messages.error(request, _refusal_text(error))
-    except Refusal as refusal:
-        messages.error(request, refusal.message())
-    else:
-        for level, text in periods_fetch_messages(outcome):
-            messages.add_message(request, level, text)
-    return redirect(_person_url(person_id))
+    def ask(actor: Actor, purpose: str) -> list[tuple[int, str]]:
+        outcome = client.person_periods_fetch(actor=actor, person_id=person_id, purpose=purpose)
+        return list(periods_fetch_messages(outcome))
+
+    return _person_request(request, person_id, PeriodsFetchForm, ask)
 
 
 def periods_fetch_messages(outcome: Any) -> list[tuple[int, str]]:
