@@ -38,6 +38,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -71,9 +72,50 @@ _SIGNATURE_PARAM = re.compile(r'\s*([A-Za-z]+)="([^"]*)"\s*(?:,|$)')
 _BATCH_KEYS = ("search_request", "items", "notify_event", "subscribe_request", "requests")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def canonical(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON: sorted keys, no whitespace, ES6 number forms."""
+    """RFC 8785 (JCS) canonical JSON: sorted keys, no whitespace, ES6 number forms.
+
+    Exchange messages carry no floats (money is a decimal string) and their keys are ASCII, and
+    for such a document JCS is exactly what the standard library's C encoder writes with sorted
+    keys and no whitespace: the same escapes (``\\b \\f \\n \\r \\t``, other control
+    characters as lowercase ``\\u00xx``, nothing else escaped), integers in decimal, and ASCII
+    keys sorted alike by code point and by UTF-16 code unit. That is ten to forty times faster
+    than the reference implementation, which every other document still goes through (a float,
+    a non-ASCII key, a lone surrogate): ``test_crypto_envelope`` holds the two equal on generated
+    documents."""
+    if _plain(obj):
+        return json.dumps(
+            obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
     return rfc8785.dumps(obj)
+
+
+def _plain(obj: Any) -> bool:
+    """Whether ``obj`` holds only what the fast path writes exactly as JCS does."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() and _SURROGATE.search(item):
+                return False
+        elif kind is dict:
+            for key, value in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                stack.append(value)
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            # JCS writes integers as ES6 numbers: exact only within 2**53.
+            if not -(2**53) < item < 2**53:
+                return False
+        elif item is not None and kind is not bool:
+            return False
+    return True
 
 
 def envelope_hash(envelope: dict[str, Any]) -> str:

@@ -36,13 +36,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pilar.core.errors import ApplicationError, ValidationFailed
+from pilar.exchange.envelope import canonical
 from pilar.exchange.models import (
     ExchangeMessage,
     LogCheckpoint,
@@ -101,11 +101,11 @@ def envelope_digest(salt_hex: str, envelope: dict[str, Any] | None) -> str:
     """The leaf's salted digest of an envelope (empty when there is none)."""
     if envelope is None:
         return ""
-    return "sha256:" + hashlib.sha256(bytes.fromhex(salt_hex) + rfc8785.dumps(envelope)).hexdigest()
+    return "sha256:" + hashlib.sha256(bytes.fromhex(salt_hex) + canonical(envelope)).hexdigest()
 
 
 def canonical_leaf(leaf: dict[str, Any]) -> str:
-    return rfc8785.dumps(leaf).decode("utf-8")
+    return canonical(leaf).decode("utf-8")
 
 
 def log_append(

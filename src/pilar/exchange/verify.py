@@ -39,11 +39,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from pilar.exchange.envelope import canonical
 from pilar.exchange.keys import VerifyKey
 from pilar.exchange.models import (
     Direction,
@@ -194,7 +194,7 @@ def _check_leaves(report: VerifyReport) -> tuple[list[bytes], list[_Leaf]]:
             )
         try:
             fields = json.loads(data)
-            canonical_ok = rfc8785.dumps(fields).decode("utf-8") == data
+            canonical_ok = canonical(fields).decode("utf-8") == data
         except (ValueError, TypeError):
             fields, canonical_ok = {}, False
         if not canonical_ok or not isinstance(fields, dict):
@@ -361,7 +361,7 @@ def _expected_envelope(row: ExchangeMessage, event: str) -> dict[str, Any] | Non
 
 
 def _digest(salt: str, document: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(bytes.fromhex(salt) + rfc8785.dumps(document)).hexdigest()
+    return "sha256:" + hashlib.sha256(bytes.fromhex(salt) + canonical(document)).hexdigest()
 
 
 def _check_signature(

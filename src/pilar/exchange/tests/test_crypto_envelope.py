@@ -367,3 +367,35 @@ def test_any_json_message_round_trips(message: dict[str, Any]) -> None:
     received = json.loads(json.dumps(document, ensure_ascii=False, sort_keys=True))
     params = env.verify(received, resolve_key=resolver(KEY), now=NOW)
     assert params.envelope_hash == env.envelope_hash(document)
+
+
+# Every kind of value a JSON document can hold, floats and non-ASCII keys included, so both the
+# fast path of ``canonical`` and its fall-back to the reference implementation are exercised.
+canonical_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=canonical_values)
+def test_canonical_equals_the_reference_rfc_8785_implementation(document: Any) -> None:
+    try:
+        expected = rfc8785.dumps(document)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        with pytest.raises((rfc8785.CanonicalizationError, ValueError, TypeError)):
+            env.canonical(document)
+        return
+    assert env.canonical(document) == expected
+
+
+def test_canonical_escapes_control_characters_as_jcs_does() -> None:
+    document = {"b": "\x00\x1f\x7f\b\f\n\r\t\"\\/ é 𝄞 \u2028", "a": [1, True, None]}
+    assert env.canonical(document) == rfc8785.dumps(document)
+    assert env.canonical(document).startswith(b'{"a":[1,true,null],"b":"\\u0000\\u001f')
