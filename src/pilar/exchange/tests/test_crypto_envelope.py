@@ -377,8 +377,9 @@ canonical_values = st.recursive(
     | st.integers(min_value=-(2**60), max_value=2**60)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -396,6 +397,6 @@ def test_canonical_equals_the_reference_rfc_8785_implementation(document: Any) -
 
 
 def test_canonical_escapes_control_characters_as_jcs_does() -> None:
-    document = {"b": "\x00\x1f\x7f\b\f\n\r\t\"\\/ é 𝄞 \u2028", "a": [1, True, None]}
+    document = {"b": '\x00\x1f\x7f\b\f\n\r\t"\\/ é 𝄞 \u2028', "a": [1, True, None]}
     assert env.canonical(document) == rfc8785.dumps(document)
     assert env.canonical(document).startswith(b'{"a":[1,true,null],"b":"\\u0000\\u001f')
