@@ -45,7 +45,7 @@ def duties() -> list[Duty]:
         Duty(
             "events",
             5.0,
-            "pilar.exchange.handlers_events:events_dispatch",
+            "pilar.exchange.tasks_events:events_dispatch",
             frozenset({"institute"}),
         ),
         Duty("audit", 30.0, "pilar.exchange.auditor:audit_round", frozenset({"auditor"})),
