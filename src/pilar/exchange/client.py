@@ -314,7 +314,7 @@ def _ask_hub(
 
 
 def person_institutions(*, actor: Actor, person_id: int, purpose: str) -> Resolution:
-    """Ask the hub which members hold records of the person (``index-resolve``). The access
+    """Ask the hub which other members hold records of the person (``index-resolve``). The access
     is logged with the purpose. Raises ``PeerUnavailable`` (naming the hub and the message id)
     when the hub does not answer, ``ExchangeRefused`` when it refuses."""
     row = _ask_hub(actor=actor, person_id=person_id, purpose=purpose, action="index-resolve")
@@ -326,7 +326,8 @@ def person_institutions(*, actor: Actor, person_id: int, purpose: str) -> Resolu
             holds_periods=bool(item.get("holds_periods")),
         )
         for item in message.get("members") or []
-        if isinstance(item, dict)
+        # The hub lists every member holding records, this one included: the others are asked.
+        if isinstance(item, dict) and item.get("code") != this_node().code
     ]
     return Resolution(fed_id=message.get("fed_id"), members=members, message_id=row.message_id)
 

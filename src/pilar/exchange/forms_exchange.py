@@ -167,7 +167,7 @@ class PeriodsFetchForm(PilarForm):
         super().__init__(*args, **kwargs)
         field = self.fields["purpose"]
         assert isinstance(field, forms.ChoiceField)
-        field.choices = _blank(purpose_choices(), "—")
+        field.choices = _blank(purpose_choices(staff=True), "—")
         field.error_messages["required"] = _(
             "Choose the purpose of the request: it is sent with it and logged at both ends."
         )

@@ -41,8 +41,19 @@ def purpose_label(code: str) -> str:
     return str(label) if label is not None else code
 
 
-def purpose_choices() -> list[tuple[str, str]]:
-    return [(code, str(label)) for code, label in PURPOSES.items()]
+# Purposes of the federation's own housekeeping, which nodes state themselves: staff asking about
+# a person choose among the others.
+SYSTEM_PURPOSES = frozenset({"indexing", "key-management"})
+
+
+def purpose_choices(*, staff: bool = False) -> list[tuple[str, str]]:
+    """Every purpose (filters, agreements), or with ``staff`` those a person may state when
+    asking another institution about a person."""
+    return [
+        (code, str(label))
+        for code, label in PURPOSES.items()
+        if not (staff and code in SYSTEM_PURPOSES)
+    ]
 
 
 @dataclass(frozen=True)

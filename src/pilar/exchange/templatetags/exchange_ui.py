@@ -36,6 +36,9 @@ def period_value(period: dict[str, Any], name: str) -> Any:
     if not isinstance(period, dict):
         return "—"
     value = period.get(name)
+    if isinstance(value, dict):
+        # The employer: its RFC and name.
+        value = " — ".join(str(value[key]) for key in ("rfc", "name") if value.get(key))
     return "—" if value in (None, "") else value
 
 

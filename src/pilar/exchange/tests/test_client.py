@@ -223,7 +223,8 @@ def test_resolve_lists_the_institutions_and_logs_the_access(fake_hub: FakeHub) -
     resolution = client.person_institutions(
         actor=clerk, person_id=person.pk, purpose="verification"
     )
-    assert [m.code for m in resolution.members] == [NODE, B]
+    # The hub lists this node too; the others are what the clerk is told.
+    assert [m.code for m in resolution.members] == [B]
     assert resolution.fed_id == "FED-" + "A" * 26
     [sent] = fake_hub.requests
     assert sent["message"]["query"]["type"] == "CURP"  # not enrolled yet
