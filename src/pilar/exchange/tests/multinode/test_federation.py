@@ -388,3 +388,50 @@ def test_the_auditor_cosigns_the_institutes_logs(federation: FederationInfo, nod
     verified = federation.run(SOURCE, "audit", "verify", check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "cosign" in (verified.stdout + verified.stderr).lower()
+
+
+def test_a_rotated_key_is_announced_published_and_accepted(
+    federation: FederationInfo, node_db: Any
+) -> None:
+    """Key rotation across processes: A rotates; the announcement (signed with A's old key)
+    reaches the hub, which adds the new key and publishes a trust list; B takes it; once A stops
+    using the old key, B verifies A's messages with the new one. Last in this module: the
+    other scenarios run with the keys the federation was set up with."""
+    source, hub = node_db(SOURCE), node_db(HUB)
+    [(old_key,)] = source.query("SELECT key_id FROM exchange_nodekey WHERE status = 'active'")
+    serial_before = hub.scalar("SELECT MAX(serial) FROM exchange_trustlistversion")
+
+    rotated = federation.run(SOURCE, "exchange", "keys", "rotate")
+    [(new_key,)] = source.query("SELECT key_id FROM exchange_nodekey WHERE status = 'active'")
+    assert new_key != old_key, rotated.stdout
+    # The hub took the announcement: A's new key is in a newer trust list.
+    assert hub.scalar("SELECT MAX(serial) FROM exchange_trustlistversion") > serial_before
+    assert hub.query(
+        "SELECT k.key_id FROM exchange_memberkey k JOIN exchange_member m ON m.id = k.member_id "
+        "WHERE m.code = %s ORDER BY k.key_id",
+        [SOURCE],
+    ) == sorted([(old_key,), (new_key,)])
+    announced = hub.query(
+        "SELECT envelope FROM exchange_exchangemessage "
+        "WHERE direction = 'in' AND sender = %s AND action = 'key-announce'",
+        [SOURCE],
+    )
+    assert len(announced) == 1
+    announcement = announced[0][0]
+    if isinstance(announcement, str):
+        announcement = json.loads(announcement)
+    assert f"|{old_key}|" in announcement["signature"], "announced with the old key"
+
+    for code in (SOURCE, DESTINATION):
+        federation.run(code, "exchange", "trust", "fetch")
+    # A stops accepting (and signing with) its old key: its messages now carry the new key.
+    federation.run(SOURCE, "exchange", "keys", "retire", old_key)
+    mover = federation.movers[2]
+    envelope = _signed(federation, SOURCE, DESTINATION, message=_search_message(mover["curp"]))
+    assert f"|{new_key}|" in envelope["signature"]
+    answer = _post(federation, DESTINATION, envelope)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["header"]["status"] == "succ"
+    # And A's log still verifies, with the checkpoints signed by both keys.
+    verified = federation.run(SOURCE, "audit", "verify", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
