@@ -70,6 +70,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -836,13 +837,15 @@ def send(
             parent=parent,
             on_answer=on_answer,
             next_attempt_at=now,
+            # This process makes the first attempt: no other takes the message meanwhile.
+            attempt_until=now + _attempt_lease() if deliver_now else None,
             created_at=now,
             updated_at=now,
         )
         log_append(event="request-sent", envelope=signed, row=row)
     if not deliver_now:
         return row
-    row = _deliver(row, member=member, key=key)
+    row = _deliver(row, member=member, key=key, claimed=True)
     details = {"peer": receiver, "message_id": row.message_id, "error": row.last_error}
     extra = {"message_id": row.message_id, "message_pk": row.pk, "peer": receiver}
     if row.status == MessageStatus.QUEUED:
@@ -866,10 +869,12 @@ def send(
     return row
 
 
-def deliver(message_pk: int) -> ExchangeMessage:
-    """One delivery attempt of a queued outgoing message (a no-op for any other status)."""
+def deliver(message_pk: int, *, due_only: bool = False) -> ExchangeMessage:
+    """One delivery attempt of a queued outgoing message (a no-op for any other status, and
+    while another process is making one). ``due_only``: only if its next attempt is due (the
+    scheduler's retries), not at once (staff, ``pilar federation deliver``)."""
     row = ExchangeMessage.objects.get(pk=message_pk, direction=Direction.OUT)
-    return _deliver(row)
+    return _deliver(row, now_or_later=not due_only)
 
 
 def _resign_key(envelope: dict[str, Any]) -> SigningKey:
@@ -893,12 +898,46 @@ def _resign_key(envelope: dict[str, Any]) -> SigningKey:
     return current
 
 
+def _attempt_lease() -> dt.timedelta:
+    """The longest one attempt can take (the HTTP timeout and a margin)."""
+    return dt.timedelta(seconds=float(settings.PILAR_EXCHANGE_TIMEOUT_SECONDS) + 30)
+
+
+def _claim(row: ExchangeMessage, *, now_or_later: bool) -> bool:
+    """Take one attempt of a queued message for this process (``attempt_until``), so another
+    process (the duties of another worker, a ``pilar federation deliver``) leaves it alone
+    meanwhile; an attempt that died with its process is made again once that time has passed.
+    Two processes sending one message at once would each re-sign it, and the answer to one
+    would not match the request the row keeps. ``now_or_later``: attempt even before the
+    back-off's next attempt is due (staff or a command asking for it now)."""
+    now = timezone.now()
+    due = Q()
+    if not now_or_later:
+        due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    taken = (
+        ExchangeMessage.objects.filter(pk=row.pk, status=MessageStatus.QUEUED)
+        .filter(Q(attempt_until__isnull=True) | Q(attempt_until__lte=now))
+        .filter(due)
+        .update(attempt_until=now + _attempt_lease())
+    )
+    if taken:
+        row.refresh_from_db()
+    return bool(taken)
+
+
 def _deliver(
-    row: ExchangeMessage, *, member: Member | None = None, key: SigningKey | None = None
+    row: ExchangeMessage,
+    *,
+    member: Member | None = None,
+    key: SigningKey | None = None,
+    claimed: bool = False,
+    now_or_later: bool = True,
 ) -> ExchangeMessage:
     from pilar.exchange.log import log_append
 
     if row.status != MessageStatus.QUEUED or not isinstance(row.envelope, dict):
+        return row
+    if not claimed and not _claim(row, now_or_later=now_or_later):
         return row
     if member is None:
         member = Member.objects.filter(code=row.receiver).only("code", "endpoint", "active").first()
@@ -994,6 +1033,7 @@ def _store_answer(
         locked.reason_message = "" if succeeded else str(header.get("status_reason_message", ""))
         locked.attempts += 1
         locked.next_attempt_at = None
+        locked.attempt_until = None
         locked.last_error = ""
         locked.duration_ms = duration_ms
         locked.answered_at = now
@@ -1027,6 +1067,7 @@ def _record_failure(row: ExchangeMessage, problem: str) -> ExchangeMessage:
         if locked.attempts >= int(settings.PILAR_EXCHANGE_MAX_ATTEMPTS):
             locked.status = MessageStatus.FAILED
             locked.next_attempt_at = None
+            locked.attempt_until = None
             locked.save()
             log_append(
                 event="delivery-failed",
@@ -1037,6 +1078,7 @@ def _record_failure(row: ExchangeMessage, problem: str) -> ExchangeMessage:
             )
         else:
             locked.next_attempt_at = now + _backoff(locked.attempts)
+            locked.attempt_until = None
             locked.save()
     return locked
 

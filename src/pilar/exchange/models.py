@@ -213,6 +213,9 @@ class ExchangeMessage(models.Model):
     on_answer = models.CharField(max_length=60, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    # While one process makes an attempt: until when it may take (no other process sends the
+    # message meanwhile; an attempt that died with its process is made again after it).
+    attempt_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     duration_ms = models.FloatField(_("duration (ms)"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)

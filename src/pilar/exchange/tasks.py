@@ -45,7 +45,7 @@ def deliver_due(
         )
     for pk in pks:
         try:
-            deliver(pk)
+            deliver(pk, due_only=message_pk is None)
         except Exception:  # one message's fault (an applier's bug) must not stop the others
             logger.exception("delivering message %s failed", pk)
     return len(pks)

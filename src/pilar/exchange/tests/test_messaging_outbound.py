@@ -293,3 +293,46 @@ def test_a_retry_after_a_rotation_is_signed_with_the_key_that_signed_it(
     messaging.deliver(row.pk)
     kid = env.parse_signature(transport.requests[-1]["signature"]).key_id
     assert kid == old_key.key_id
+
+
+def test_a_message_being_sent_by_another_process_is_left_alone(peer: Peer) -> None:
+    """Two processes (two workers' duties, a command) must never send one message at once:
+    each would re-sign it, and the answer to one would not match the request the row keeps."""
+    transport = PeerTransport(peer, "ok")
+    set_transport(transport)
+    row = send(deliver_now=False)
+    # Another process has taken the attempt (its lease runs for the HTTP timeout and a margin).
+    ExchangeMessage.objects.filter(pk=row.pk).update(
+        attempt_until=timezone.now() + dt.timedelta(seconds=40)
+    )
+    assert messaging.deliver(row.pk).status == "queued"
+    assert deliver_due() == 1  # due, tried, and left to the other process
+    assert transport.requests == []
+    # An attempt that died with its process is made again once its lease has passed.
+    ExchangeMessage.objects.filter(pk=row.pk).update(
+        attempt_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert deliver_due() == 1
+    row.refresh_from_db()
+    assert row.status == "answered"
+    assert row.attempt_until is None
+    assert len(transport.requests) == 1
+
+
+def test_send_holds_the_first_attempt_against_the_scheduler(peer: Peer) -> None:
+    """While ``send`` makes its first attempt, the row is already due for the scheduler's
+    retries; its lease keeps the scheduler from sending it a second time meanwhile."""
+    seen: list[int] = []
+
+    class Racing(PeerTransport):
+        def post(self, url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+            # The scheduler's retry runs while this attempt is on the wire.
+            seen.append(deliver_due())
+            return super().post(url, body, timeout)
+
+    transport = Racing(peer, "ok")
+    set_transport(transport)
+    row = send()
+    assert row.status == "answered"
+    assert len(transport.requests) == 1
+    assert seen == [1]  # the scheduler saw the row due, and left it to send
