@@ -1026,6 +1026,12 @@ def _store_answer(
         locked = ExchangeMessage.objects.select_for_update().get(pk=row.pk)
         if locked.status != MessageStatus.QUEUED:
             return locked  # another attempt stored an answer first
+        if isinstance(locked.envelope, dict) and not env.response_matches(
+            response, locked.envelope
+        ):
+            # A late answer to an attempt whose lease ran out and was re-signed since: the
+            # request the row keeps is the newer one, whose own answer is awaited.
+            return locked
         now = timezone.now()
         locked.response = response
         locked.status = MessageStatus.ANSWERED if succeeded else MessageStatus.REFUSED

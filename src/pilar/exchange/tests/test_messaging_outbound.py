@@ -336,3 +336,22 @@ def test_send_holds_the_first_attempt_against_the_scheduler(peer: Peer) -> None:
     assert row.status == "answered"
     assert len(transport.requests) == 1
     assert seen == [1]  # the scheduler saw the row due, and left it to send
+
+
+def test_a_late_answer_to_a_superseded_attempt_is_not_stored(peer: Peer) -> None:
+    """An attempt whose lease ran out was re-signed and sent again by another process; the
+    answer to the old attempt arriving late must not be taken for the answer to the new one."""
+    set_transport(PeerTransport(peer, "ok"))
+    row = send(deliver_now=False)
+    old_request = row.envelope
+    # Another process re-signed the message since (a new attempt, same message id).
+    resigned = env.sign(
+        {"header": old_request["header"], "message": old_request["message"]},
+        signing_key(),
+        ttl=120,
+    )
+    ExchangeMessage.objects.filter(pk=row.pk).update(envelope=resigned)
+    late = json.loads(PeerTransport(peer, "ok").post("", json.dumps(old_request).encode(), 5)[1])
+    stored = messaging._store_answer(row, late, 1.0)
+    assert stored.status == "queued"
+    assert stored.response is None
