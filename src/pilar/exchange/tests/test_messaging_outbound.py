@@ -344,6 +344,7 @@ def test_a_late_answer_to_a_superseded_attempt_is_not_stored(peer: Peer) -> None
     set_transport(PeerTransport(peer, "ok"))
     row = send(deliver_now=False)
     old_request = row.envelope
+    assert isinstance(old_request, dict)
     # Another process re-signed the message since (a new attempt, same message id).
     resigned = env.sign(
         {"header": old_request["header"], "message": old_request["message"]},
